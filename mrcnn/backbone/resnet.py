@@ -1,0 +1,109 @@
+"""ResNet-50/101 backbone with matterport's layer names (conv1, bn_conv1, res2a_branch2a, ...)."""
+
+import keras
+from keras import layers as KL
+
+from mrcnn.layers.graph_utils import BatchNorm
+
+__all__ = ["identity_block", "conv_block", "resnet_graph", "STAGE4_BLOCKS"]
+
+# Identity blocks in stage 4 (named b, c, ...): 5 for resnet50, 22 for resnet101.
+STAGE4_BLOCKS = {"resnet50": 5, "resnet101": 22}
+
+
+def _bn(name, train_bn):
+    return BatchNorm(frozen=not train_bn, name=name)
+
+
+def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
+                   train_bn=True):
+    """Bottleneck block whose shortcut is the identity.
+
+    input_tensor: [batch, h, w, filters[2]]; kernel_size: of the middle conv; filters: the three
+    conv widths; stage, block: used in layer names (res{stage}{block}_branch2a, ...).
+    train_bn: False freezes the block's BatchNorm layers (see graph_utils.BatchNorm).
+    """
+    nb_filter1, nb_filter2, nb_filter3 = filters
+    conv_name_base = f"res{stage}{block}_branch"
+    bn_name_base = f"bn{stage}{block}_branch"
+    x = KL.Conv2D(nb_filter1, (1, 1), name=conv_name_base + "2a", use_bias=use_bias)(input_tensor)
+    x = _bn(bn_name_base + "2a", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(nb_filter2, (kernel_size, kernel_size), padding="same",
+                  name=conv_name_base + "2b", use_bias=use_bias)(x)
+    x = _bn(bn_name_base + "2b", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name_base + "2c", use_bias=use_bias)(x)
+    x = _bn(bn_name_base + "2c", train_bn)(x)
+    x = KL.Add()([x, input_tensor])
+    return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
+
+
+def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
+               train_bn=True):
+    """Bottleneck block with a strided 1x1 conv shortcut (res{stage}{block}_branch1)."""
+    nb_filter1, nb_filter2, nb_filter3 = filters
+    conv_name_base = f"res{stage}{block}_branch"
+    bn_name_base = f"bn{stage}{block}_branch"
+    x = KL.Conv2D(nb_filter1, (1, 1), strides=strides, name=conv_name_base + "2a",
+                  use_bias=use_bias)(input_tensor)
+    x = _bn(bn_name_base + "2a", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(nb_filter2, (kernel_size, kernel_size), padding="same",
+                  name=conv_name_base + "2b", use_bias=use_bias)(x)
+    x = _bn(bn_name_base + "2b", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name_base + "2c", use_bias=use_bias)(x)
+    x = _bn(bn_name_base + "2c", train_bn)(x)
+    shortcut = KL.Conv2D(nb_filter3, (1, 1), strides=strides, name=conv_name_base + "1",
+                         use_bias=use_bias)(input_tensor)
+    shortcut = _bn(bn_name_base + "1", train_bn)(shortcut)
+    x = KL.Add()([x, shortcut])
+    return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
+
+
+def resnet_graph(input_image, architecture, stage5=False, train_bn=True):
+    """ResNet stages C1..C5 (C5 None unless stage5).
+
+    input_image: [batch, height, width, channels]; architecture: "resnet50" or "resnet101".
+    Returns [C1, C2, C3, C4, C5] with strides 4 (C1 after max-pool), 4, 8, 16, 32.
+    """
+    if architecture not in STAGE4_BLOCKS:
+        raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got "
+                         f"{architecture!r}")
+    # Stage 1
+    x = KL.ZeroPadding2D((3, 3))(input_image)
+    x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
+    x = _bn("bn_conv1", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    C1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    # Stage 2
+    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
+    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", train_bn=train_bn)
+    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", train_bn=train_bn)
+    # Stage 3
+    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", train_bn=train_bn)
+    for block in "bcd":
+        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, train_bn=train_bn)
+    C3 = x
+    # Stage 4
+    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", train_bn=train_bn)
+    for i in range(STAGE4_BLOCKS[architecture]):
+        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i),
+                           train_bn=train_bn)
+    C4 = x
+    # Stage 5
+    if stage5:
+        x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn)
+        x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn)
+        C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
+    else:
+        C5 = None
+    return [C1, C2, C3, C4, C5]
+
+
+def resnet_model(architecture, channels=3, train_bn=True):
+    """A standalone keras.Model of the backbone, input [batch, h, w, channels] -> C2..C5."""
+    image = keras.Input(shape=[None, None, channels], name="input_image")
+    _, c2, c3, c4, c5 = resnet_graph(image, architecture, stage5=True, train_bn=train_bn)
+    return keras.Model(image, [c2, c3, c4, c5], name=architecture)

@@ -1,0 +1,170 @@
+"""The only place that reads a Config to build the Keras graph.
+
+build_inference_model(config) and build_training_model(config) return functional keras.Models
+whose layer names are matterport's (so weights load by name).
+"""
+
+import keras
+from keras import layers as KL
+
+from mrcnn.backbone import build_backbone, fpn_graph
+from mrcnn.heads.fpn_heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.heads.rpn import build_rpn_model
+from mrcnn.layers import (
+    DetectionLayer,
+    DetectionTargetLayer,
+    NormBoxes,
+    ProposalLayer,
+    PyramidAnchors,
+)
+from mrcnn.ops.image_meta import META_FIELDS
+
+__all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
+           "INFERENCE_OUTPUTS", "train_bn_flag"]
+
+INFERENCE_OUTPUTS = ["mrcnn_detection", "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "ROI",
+                     "rpn_class", "rpn_bbox"]
+TRAINING_OUTPUTS = ["rpn_class_logits", "rpn_class", "rpn_bbox", "mrcnn_class_logits",
+                    "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "rpn_rois", "output_rois",
+                    "target_class_ids", "target_bbox", "target_mask"]
+
+
+def train_bn_flag(config):
+    """Config.TRAIN_BN -> whether BatchNorm layers train (False freezes them)."""
+    return config.TRAIN_BN is not False
+
+
+def _check_image_shape(config):
+    h, w = config.IMAGE_SHAPE[:2]
+    if config.IMAGE_RESIZE_MODE in ("square", "crop") and (h % 64 or w % 64):
+        raise ValueError("Image size must be divisible by 64 (2^6): use sizes such as 256, "
+                         f"320, 384, 448, 512, ... got {h}x{w}")
+
+
+def _image_inputs(config):
+    input_image = keras.Input(shape=[None, None, config.IMAGE_CHANNEL_COUNT], name="input_image")
+    input_image_meta = keras.Input(shape=[config.IMAGE_META_SIZE], name="input_image_meta")
+    return input_image, input_image_meta
+
+
+def _backbone_rpn(config, input_image):
+    """Backbone, FPN and RPN. Returns (rpn_feature_maps, mrcnn_feature_maps, rpn outputs)."""
+    train_bn = train_bn_flag(config)
+    C2, C3, C4, C5 = build_backbone(input_image, config.BACKBONE, train_bn)
+    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE)
+    rpn_feature_maps = [P2, P3, P4, P5, P6]
+    mrcnn_feature_maps = [P2, P3, P4, P5]
+    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
+                          config.TOP_DOWN_PYRAMID_SIZE)
+    level_outputs = [rpn([p]) for p in rpn_feature_maps]
+    names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
+    rpn_outputs = [KL.Concatenate(axis=1, name=n)([lo[i] for lo in level_outputs])
+                   for i, n in enumerate(names)]
+    return rpn_feature_maps, mrcnn_feature_maps, rpn_outputs
+
+
+def _heads_kwargs(config):
+    return {"train_bn": train_bn_flag(config), "roi_align_mode": config.ROI_ALIGN_MODE,
+            "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO}
+
+
+def build_inference_model(config):
+    """Inference graph.
+
+    Inputs: input_image [batch, h, w, C] (molded), input_image_meta [batch, IMAGE_META_SIZE],
+    input_anchors [batch, anchors, 4] normalized.
+    Outputs (INFERENCE_OUTPUTS): detections [batch, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2,
+    class_id, score)] normalized, mrcnn_class [batch, N, classes], mrcnn_bbox [batch, N, classes,
+    4], mrcnn_mask [batch, DETECTION_MAX_INSTANCES, 28, 28, classes], rpn_rois [batch, N, 4],
+    rpn_class [batch, anchors, 2], rpn_bbox [batch, anchors, 4].
+    """
+    _check_image_shape(config)
+    input_image, input_image_meta = _image_inputs(config)
+    input_anchors = keras.Input(shape=[None, 4], name="input_anchors")
+    _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
+        config, input_image)
+    rpn_rois = ProposalLayer(
+        proposal_count=config.POST_NMS_ROIS_INFERENCE, nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT, rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
+        name="ROI")(rpn_class, rpn_bbox, input_anchors)
+    kw = _heads_kwargs(config)
+    _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **kw)
+    detections = DetectionLayer(
+        max_instances=config.DETECTION_MAX_INSTANCES,
+        min_confidence=config.DETECTION_MIN_CONFIDENCE,
+        nms_threshold=config.DETECTION_NMS_THRESHOLD, bbox_std_dev=config.BBOX_STD_DEV,
+        name="mrcnn_detection")(rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
+    detection_boxes = detections[..., :4]
+    mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
+    outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
+    return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
+
+
+def build_training_model(config):
+    """Training graph.
+
+    Inputs: input_image, input_image_meta, input_rpn_match [batch, anchors, 1] int32,
+    input_rpn_bbox [batch, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids [batch,
+    MAX_GT_INSTANCES] int32, input_gt_boxes [batch, MAX_GT_INSTANCES, 4] pixels,
+    input_gt_masks [batch, h, w, MAX_GT_INSTANCES] bool (mini masks when USE_MINI_MASK), and
+    input_roi [batch, POST_NMS_ROIS_TRAINING, 4] pixels when USE_RPN_ROIS is False.
+    Outputs: the tensors named in TRAINING_OUTPUTS, in that order; mrcnn.losses turns them into
+    the five losses.
+    """
+    _check_image_shape(config)
+    input_image, input_image_meta = _image_inputs(config)
+    input_rpn_match = keras.Input(shape=[None, 1], name="input_rpn_match", dtype="int32")
+    input_rpn_bbox = keras.Input(shape=[None, 4], name="input_rpn_bbox", dtype="float32")
+    input_gt_class_ids = keras.Input(shape=[None], name="input_gt_class_ids", dtype="int32")
+    input_gt_boxes = keras.Input(shape=[None, 4], name="input_gt_boxes", dtype="float32")
+    if config.USE_MINI_MASK:
+        mask_shape = [config.MINI_MASK_SHAPE[0], config.MINI_MASK_SHAPE[1], None]
+    else:
+        mask_shape = [int(config.IMAGE_SHAPE[0]), int(config.IMAGE_SHAPE[1]), None]
+    input_gt_masks = keras.Input(shape=mask_shape, name="input_gt_masks", dtype="bool")
+    inputs = [input_image, input_image_meta, input_rpn_match, input_rpn_bbox,
+              input_gt_class_ids, input_gt_boxes, input_gt_masks]
+    gt_boxes = NormBoxes(name="norm_gt_boxes")(input_gt_boxes, input_image)
+
+    _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
+        config, input_image)
+    anchors = PyramidAnchors(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+                             config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE,
+                             name="anchors")(input_image)
+    rpn_rois = ProposalLayer(
+        proposal_count=config.POST_NMS_ROIS_TRAINING, nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT, rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
+        name="ROI")(rpn_class, rpn_bbox, anchors)
+    if config.USE_RPN_ROIS:
+        target_rois = rpn_rois
+    else:
+        input_rois = keras.Input(shape=[config.POST_NMS_ROIS_TRAINING, 4], name="input_roi",
+                                 dtype="int32")
+        inputs.append(input_rois)
+        target_rois = NormBoxes(name="norm_input_roi")(input_rois, input_image)
+
+    rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
+        train_rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
+        roi_positive_ratio=config.ROI_POSITIVE_RATIO, bbox_std_dev=config.BBOX_STD_DEV,
+        mask_shape=config.MASK_SHAPE, use_mini_mask=config.USE_MINI_MASK,
+        positive_iou=config.ROI_POSITIVE_IOU, crowd_iou=config.CROWD_IOU_THRESHOLD,
+        name="proposal_targets")(target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
+    kw = _heads_kwargs(config)
+    mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **kw)
+    mrcnn_mask = build_fpn_mask_graph(rois, mrcnn_feature_maps, input_image_meta,
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
+    output_rois = KL.Identity(name="output_rois")(rois)
+    outputs = [rpn_class_logits, rpn_class, rpn_bbox, mrcnn_class_logits, mrcnn_class,
+               mrcnn_bbox, mrcnn_mask, rpn_rois, output_rois, target_class_ids, target_bbox,
+               target_mask]
+    return keras.Model(inputs, outputs, name="mask_rcnn")
+
+
+def active_class_ids_from_meta(image_meta):
+    """[batch, NUM_CLASSES] active-class flags out of image metas (tensor slicing)."""
+    return image_meta[:, META_FIELDS["active_class_ids"][0]:]

@@ -1,0 +1,286 @@
+"""Config: every hyper-parameter of Mask R-CNN, with matterport's names and defaults.
+
+Subclass it and override class attributes, as with matterport::
+
+    class ShapesConfig(Config):
+        NAME = "shapes"
+        NUM_CLASSES = 1 + 3
+
+    config = ShapesConfig()   # validated here: a bad value raises ConfigError naming it
+
+Attributes that matterport buried in code as literals are attributes here, with the same values
+(RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU, ROI_POSITIVE_IOU, CROWD_IOU_THRESHOLD). Attributes that
+are new in mrcnn are marked "mrcnn:" below.
+"""
+
+import copy
+import math
+
+import numpy as np
+
+__all__ = ["Config", "ConfigError"]
+
+RESIZE_MODES = ("none", "square", "pad64", "crop")
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
+              "mrcnn_mask_loss")
+
+
+class ConfigError(ValueError):
+    """A Config attribute has an invalid value. The message names the attribute."""
+
+
+class Config:
+    """Base configuration class. Override the attributes you need in a subclass."""
+
+    # Name of the configuration, used in log directory and checkpoint names. Must be overridden.
+    NAME = None
+    # Number of GPUs (replicas). More than 1 trains under tf.distribute.MirroredStrategy.
+    GPU_COUNT = 1
+    # Images per GPU (per replica). A 12GB GPU typically handles 2 images of 1024x1024.
+    IMAGES_PER_GPU = 2
+    # Training steps per epoch and validation steps run at the end of every epoch.
+    STEPS_PER_EPOCH = 1000
+    VALIDATION_STEPS = 50
+    # "resnet50", "resnet101", or a callable with the signature of resnet_graph; then
+    # COMPUTE_BACKBONE_SHAPE must be a callable (image_shape) -> [[h, w], ...] per stride.
+    BACKBONE = "resnet101"
+    COMPUTE_BACKBONE_SHAPE = None
+    # Strides of the FPN levels P2..P6.
+    BACKBONE_STRIDES = [4, 8, 16, 32, 64]
+    # Size of the fully-connected layers in the classification graph.
+    FPN_CLASSIF_FC_LAYERS_SIZE = 1024
+    # Channels of the top-down FPN layers.
+    TOP_DOWN_PYRAMID_SIZE = 256
+    # Number of classes, including background.
+    NUM_CLASSES = 1
+    # Square anchor side lengths in pixels, one per pyramid level; ratios are width/height.
+    RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)
+    RPN_ANCHOR_RATIOS = [0.5, 1, 2]
+    # 1: an anchor at every feature-map cell; 2: every other cell, ...
+    RPN_ANCHOR_STRIDE = 1
+    # NMS threshold for RPN proposals.
+    RPN_NMS_THRESHOLD = 0.7
+    # Anchors per image sampled for RPN training (at most half positive).
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 256
+    # Anchors kept by score before proposal NMS.
+    PRE_NMS_LIMIT = 6000
+    # Proposals kept after NMS, training and inference.
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+    # Store instance masks resized to MINI_MASK_SHAPE inside their boxes, to save memory.
+    USE_MINI_MASK = True
+    MINI_MASK_SHAPE = (56, 56)
+    # "none", "square", "pad64" or "crop"; see utils.resize_image.
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1024
+    # Minimum scaling ratio, applied after IMAGE_MIN_DIM.
+    IMAGE_MIN_SCALE = 0
+    # 3 for RGB. Other counts need MEAN_PIXEL of that length and a load_image that returns them.
+    IMAGE_CHANNEL_COUNT = 3
+    # Mean pixel subtracted from images (RGB).
+    MEAN_PIXEL = np.array([123.7, 116.8, 103.9])
+    # ROIs per image fed to the classifier/mask heads in training, and their positive fraction.
+    TRAIN_ROIS_PER_IMAGE = 200
+    ROI_POSITIVE_RATIO = 0.33
+    # ROI pooling sizes of the classifier and mask heads.
+    POOL_SIZE = 7
+    MASK_POOL_SIZE = 14
+    # Output mask size. Must be 2 * MASK_POOL_SIZE: the mask head upsamples once.
+    MASK_SHAPE = [28, 28]
+    # Maximum number of ground truth instances used per image.
+    MAX_GT_INSTANCES = 100
+    # Bounding box refinement standard deviation for RPN and final detections.
+    RPN_BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    # Maximum number of final detections, minimum score, and per-class NMS threshold.
+    DETECTION_MAX_INSTANCES = 100
+    DETECTION_MIN_CONFIDENCE = 0.7
+    DETECTION_NMS_THRESHOLD = 0.3
+    # SGD learning rate and momentum. The paper's 0.02 tends to make weights explode here.
+    LEARNING_RATE = 0.001
+    LEARNING_MOMENTUM = 0.9
+    # L2 weight decay (BatchNorm gamma/beta excluded).
+    WEIGHT_DECAY = 0.0001
+    # Weight of each loss in the total.
+    LOSS_WEIGHTS = {
+        "rpn_class_loss": 1.0,
+        "rpn_bbox_loss": 1.0,
+        "mrcnn_class_loss": 1.0,
+        "mrcnn_bbox_loss": 1.0,
+        "mrcnn_mask_loss": 1.0,
+    }
+    # Use RPN proposals to train the heads (False: the training model takes ROIs as input_roi).
+    USE_RPN_ROIS = True
+    # False: BatchNorm layers are frozen (moving statistics used, gamma/beta not trained), the
+    # right choice for small batches. True or None: BatchNorm layers train normally.
+    TRAIN_BN = False
+    # Gradient norm clipping.
+    GRADIENT_CLIP_NORM = 5.0
+
+    # --- Thresholds matterport hard-coded (same values) ---
+    # Anchors with IoU >= RPN_POSITIVE_IOU to a GT box are positive, < RPN_NEGATIVE_IOU negative.
+    RPN_POSITIVE_IOU = 0.7
+    RPN_NEGATIVE_IOU = 0.3
+    # Proposals with IoU >= ROI_POSITIVE_IOU to a GT box are positive ROIs, others negative.
+    ROI_POSITIVE_IOU = 0.5
+    # Negative ROIs must overlap every crowd box by less than this.
+    CROWD_IOU_THRESHOLD = 0.001
+
+    # --- mrcnn: new attributes ---
+    # "paper": RoIAlign as He et al. define it, each bin the mean of ROI_ALIGN_SAMPLING_RATIO^2
+    # bilinear samples. "matterport": one crop_and_resize sample per bin, as the released
+    # mask_rcnn_coco.h5 weights were trained with.
+    ROI_ALIGN_MODE = "paper"
+    ROI_ALIGN_SAMPLING_RATIO = 2
+    # True: images with no instances are skipped in training (matterport's behaviour). False: they
+    # are used as background-only examples.
+    SKIP_EMPTY_IMAGES = False
+
+    def __init__(self):
+        # Copy mutable class attributes so that instances never share them.
+        for name in ("LOSS_WEIGHTS", "MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
+                     "BACKBONE_STRIDES", "RPN_ANCHOR_RATIOS", "MASK_SHAPE"):
+            setattr(self, name, copy.deepcopy(getattr(self, name)))
+        self.MEAN_PIXEL = np.asarray(self.MEAN_PIXEL, dtype=np.float64)
+        self.RPN_BBOX_STD_DEV = np.asarray(self.RPN_BBOX_STD_DEV, dtype=np.float64)
+        self.BBOX_STD_DEV = np.asarray(self.BBOX_STD_DEV, dtype=np.float64)
+        self.validate()
+        self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
+        if self.IMAGE_RESIZE_MODE == "crop":
+            side = self.IMAGE_MIN_DIM
+        else:
+            side = self.IMAGE_MAX_DIM
+        self.IMAGE_SHAPE = np.array([side, side, self.IMAGE_CHANNEL_COUNT])
+        # image_id(1) + original_image_shape(3) + image_shape(3) + window(4) + scale(1)
+        # + active_class_ids(NUM_CLASSES)
+        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+
+    # ------------------------------------------------------------------ validation
+    def validate(self):
+        """Checks every attribute; raises ConfigError naming the first bad one."""
+
+        def fail(attr, msg):
+            raise ConfigError(f"{type(self).__name__}.{attr} = {getattr(self, attr)!r}: {msg}")
+
+        def positive_int(attr):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                fail(attr, "must be a positive integer")
+
+        def fraction(attr, low_open=False):
+            v = getattr(self, attr)
+            if not isinstance(v, (int, float, np.floating)) or not (0 <= v <= 1):
+                fail(attr, "must be a number in [0, 1]")
+            if low_open and v == 0:
+                fail(attr, "must be greater than 0")
+
+        if self.NAME is not None and (not isinstance(self.NAME, str) or not self.NAME):
+            fail("NAME", "must be a non-empty string")
+        for attr in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "VALIDATION_STEPS",
+                     "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "RPN_ANCHOR_STRIDE",
+                     "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
+                     "POST_NMS_ROIS_INFERENCE", "IMAGE_CHANNEL_COUNT", "TRAIN_ROIS_PER_IMAGE",
+                     "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
+                     "ROI_ALIGN_SAMPLING_RATIO"):
+            positive_int(attr)
+        n = self.NUM_CLASSES
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            fail("NUM_CLASSES", "must be an integer >= 2 (background plus at least one class)")
+        if callable(self.BACKBONE):
+            if not callable(self.COMPUTE_BACKBONE_SHAPE):
+                fail("COMPUTE_BACKBONE_SHAPE", "must be a callable when BACKBONE is a callable")
+        elif self.BACKBONE not in ("resnet50", "resnet101"):
+            fail("BACKBONE", "must be 'resnet50', 'resnet101' or a callable")
+        if len(self.BACKBONE_STRIDES) != 5:
+            fail("BACKBONE_STRIDES", "must give 5 strides, one per pyramid level P2..P6")
+        if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
+            fail("RPN_ANCHOR_SCALES",
+                 f"must give one scale per pyramid level ({len(self.BACKBONE_STRIDES)})")
+        if not self.RPN_ANCHOR_RATIOS or any(r <= 0 for r in self.RPN_ANCHOR_RATIOS):
+            fail("RPN_ANCHOR_RATIOS", "must be a non-empty list of positive numbers")
+        if any(s <= 0 for s in self.RPN_ANCHOR_SCALES):
+            fail("RPN_ANCHOR_SCALES", "must be positive")
+        if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
+            fail("IMAGE_RESIZE_MODE", f"must be one of {RESIZE_MODES}")
+        positive_int("IMAGE_MAX_DIM")
+        if self.IMAGE_RESIZE_MODE in ("square", "crop") or self.IMAGE_MIN_DIM:
+            positive_int("IMAGE_MIN_DIM")
+        if self.IMAGE_RESIZE_MODE == "square":
+            if self.IMAGE_MAX_DIM % 64:
+                fail("IMAGE_MAX_DIM", "must be a multiple of 64 (the image is halved 6 times)")
+            if self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM:
+                fail("IMAGE_MIN_DIM", f"must not exceed IMAGE_MAX_DIM ({self.IMAGE_MAX_DIM})")
+        if self.IMAGE_RESIZE_MODE == "crop" and self.IMAGE_MIN_DIM % 64:
+            fail("IMAGE_MIN_DIM", "must be a multiple of 64 in crop mode")
+        if self.IMAGE_MIN_SCALE is None or self.IMAGE_MIN_SCALE < 0:
+            fail("IMAGE_MIN_SCALE", "must be >= 0")
+        if np.size(self.MEAN_PIXEL) != self.IMAGE_CHANNEL_COUNT:
+            fail("MEAN_PIXEL", f"must have IMAGE_CHANNEL_COUNT ({self.IMAGE_CHANNEL_COUNT}) values")
+        for attr in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
+            v = np.asarray(getattr(self, attr))
+            if v.shape != (4,) or np.any(v <= 0):
+                fail(attr, "must be 4 positive numbers")
+        if list(self.MASK_SHAPE) != [2 * self.MASK_POOL_SIZE] * 2:
+            fail("MASK_SHAPE", f"must be [2*MASK_POOL_SIZE]*2 = {[2 * self.MASK_POOL_SIZE] * 2}: "
+                               "the mask head upsamples its pooled features once")
+        if len(self.MINI_MASK_SHAPE) != 2 or min(self.MINI_MASK_SHAPE) < 1:
+            fail("MINI_MASK_SHAPE", "must be (height, width) with positive sizes")
+        for attr in ("RPN_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE", "DETECTION_NMS_THRESHOLD",
+                     "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU", "ROI_POSITIVE_IOU",
+                     "CROWD_IOU_THRESHOLD", "LEARNING_MOMENTUM"):
+            fraction(attr)
+        fraction("ROI_POSITIVE_RATIO", low_open=True)
+        if self.RPN_NEGATIVE_IOU > self.RPN_POSITIVE_IOU:
+            fail("RPN_NEGATIVE_IOU", "must not exceed RPN_POSITIVE_IOU")
+        if not self.LEARNING_RATE > 0:
+            fail("LEARNING_RATE", "must be > 0")
+        if self.WEIGHT_DECAY < 0:
+            fail("WEIGHT_DECAY", "must be >= 0")
+        if self.GRADIENT_CLIP_NORM is not None and not self.GRADIENT_CLIP_NORM > 0:
+            fail("GRADIENT_CLIP_NORM", "must be > 0 or None")
+        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+        if unknown:
+            fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; known: {LOSS_NAMES}")
+        if self.TRAIN_BN not in (True, False, None):
+            fail("TRAIN_BN", "must be True, False or None")
+        if self.ROI_ALIGN_MODE not in ("paper", "matterport"):
+            fail("ROI_ALIGN_MODE", "must be 'paper' or 'matterport'")
+        if not math.isfinite(float(self.DETECTION_MIN_CONFIDENCE)):
+            fail("DETECTION_MIN_CONFIDENCE", "must be finite")
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self):
+        """All upper-case attributes as a dict of plain Python values (JSON-friendly)."""
+        out = {}
+        for name in dir(self):
+            if not name.isupper() or name.startswith("_"):
+                continue
+            value = getattr(self, name)
+            if callable(value) and name != "BACKBONE":
+                continue
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif callable(value):
+                value = getattr(value, "__name__", repr(value))
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        """A Config (subclass of cls) with the given attributes overridden; validated."""
+        computed = {"BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE"}
+        attrs = {k: v for k, v in values.items() if k not in computed}
+        for k in ("MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
+            if k in attrs:
+                attrs[k] = np.array(attrs[k])
+        return type(cls.__name__, (cls,), attrs)()
+
+    def display(self):
+        """Prints every configuration value."""
+        print("\nConfigurations:")
+        for name, value in sorted(self.to_dict().items()):
+            print(f"{name:30} {value}")
+        print("\n")

@@ -1,0 +1,286 @@
+"""Training data: load_image_gt (one image and its targets) and DataGenerator (batches).
+
+DataGenerator is a keras.utils.PyDataset: batch `idx` of epoch `e` is a pure function of
+(seed, e, idx), so workers and processes never duplicate or drop batches.
+"""
+
+import logging
+
+import keras
+import numpy as np
+
+from mrcnn.ops.anchors import generate_pyramid_anchors
+from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
+from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.ops.masks import extract_bboxes, minimize_mask, resize_mask
+from mrcnn.targets import build_detection_targets, build_rpn_targets, generate_random_rois
+
+__all__ = ["load_image_gt", "DataGenerator", "data_generator", "MASK_AUGMENTERS",
+           "batch_anchors"]
+
+logger = logging.getLogger(__name__)
+
+# imgaug augmenters that are applied to masks too (the geometric ones), as in matterport.
+MASK_AUGMENTERS = ["Sequential", "SomeOf", "OneOf", "Sometimes", "Fliplr", "Flipud",
+                   "CropAndPad", "Affine", "PiecewiseAffine"]
+
+
+def _describe(dataset, image_id):
+    try:
+        ref = dataset.image_reference(image_id)
+    except Exception:  # a user's image_reference must not hide the real error
+        ref = ""
+    info = dataset.image_info[image_id] if 0 <= image_id < len(dataset.image_info) else {}
+    return f"image_id {image_id} (source {info.get('source')!r}, id {info.get('id')!r}" + \
+        (f", {ref}" if ref else "") + ")"
+
+
+def _checked_mask(dataset, image_id, image_shape):
+    mask, class_ids = dataset.load_mask(image_id)
+    mask = np.asarray(mask)
+    class_ids = np.asarray(class_ids, dtype=np.int32).reshape(-1)
+    if mask.size == 0 or mask.ndim != 3 or mask.shape[-1] == 0:
+        if class_ids.size and mask.size:
+            raise ValueError(f"load_mask returned mask shape {mask.shape} with "
+                             f"{class_ids.size} class ids for {_describe(dataset, image_id)}")
+        return np.zeros(tuple(image_shape[:2]) + (0,), dtype=bool), np.zeros([0], np.int32)
+    if mask.shape[:2] != tuple(image_shape[:2]):
+        raise ValueError(f"mask size {mask.shape[:2]} differs from image size "
+                         f"{tuple(image_shape[:2])} for {_describe(dataset, image_id)}")
+    if mask.shape[-1] != class_ids.shape[0]:
+        raise ValueError(f"{mask.shape[-1]} masks but {class_ids.shape[0]} class ids for "
+                         f"{_describe(dataset, image_id)}")
+    return mask.astype(bool), class_ids
+
+
+def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
+                  use_mini_mask=False, rng=None):
+    """Loads an image with its ground truth, resized (and optionally augmented) for training.
+
+    augment: deprecated left-right flip with probability 0.5 (use augmentation instead).
+    augmentation: an imgaug augmenter; geometric augmenters (MASK_AUGMENTERS) also move the
+        masks. Boxes are recomputed from the augmented masks; instances that vanish are dropped.
+    use_mini_mask: masks are returned as MINI_MASK_SHAPE mini masks inside their boxes.
+
+    Returns image [H, W, C] (uint8 as loaded, resized), image_meta [IMAGE_META_SIZE],
+    class_ids [N] int32, bbox [N, (y1, x1, y2, x2)] int32 pixels, mask [H, W, N] bool (or
+    [mh, mw, N]). N may be 0.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    image = dataset.load_image(image_id)
+    mask, class_ids = _checked_mask(dataset, image_id, image.shape)
+    original_shape = image.shape
+    image, window, scale, padding, crop = resize_image(
+        image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
+        max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE, rng=rng)
+    mask = resize_mask(mask, scale, padding, crop)
+
+    if augment:
+        logger.warning("'augment' is deprecated; use 'augmentation' instead.")
+        if rng.random() < 0.5:
+            image = np.fliplr(image)
+            mask = np.fliplr(mask)
+    if augmentation is not None:
+        import imgaug
+
+        def hook(images, augmenter, parents, default):
+            return augmenter.__class__.__name__ in MASK_AUGMENTERS
+
+        image_shape, mask_shape = image.shape, mask.shape
+        det = augmentation.to_deterministic()
+        image = det.augment_image(image)
+        mask = det.augment_image(mask.astype(np.uint8),
+                                 hooks=imgaug.HooksImages(activator=hook))
+        if image.shape != image_shape or mask.shape != mask_shape:
+            raise ValueError("augmentation changed the image or mask shape "
+                             f"({image_shape} -> {image.shape}); use size-preserving augmenters")
+        mask = mask.astype(bool)
+
+    # Instances whose masks were cropped or augmented away are dropped.
+    keep = np.where(np.sum(mask, axis=(0, 1)) > 0)[0]
+    mask = mask[:, :, keep]
+    class_ids = class_ids[keep]
+    bbox = extract_bboxes(mask)
+    active_class_ids = np.zeros([dataset.num_classes], dtype=np.int32)
+    source = dataset.image_info[image_id]["source"]
+    active_class_ids[dataset.source_class_ids[source]] = 1
+    if use_mini_mask:
+        mask = minimize_mask(bbox, mask, config.MINI_MASK_SHAPE)
+    image_meta = compose_image_meta(image_id, original_shape, image.shape, window, scale,
+                                    active_class_ids)
+    return image, image_meta, class_ids, bbox, mask
+
+
+_ANCHOR_CACHE = {}
+
+
+def batch_anchors(config, image_shape):
+    """Pyramid anchors [A, 4] in pixels for a molded image shape (cached)."""
+    key = (tuple(image_shape[:2]), tuple(config.RPN_ANCHOR_SCALES),
+           tuple(config.RPN_ANCHOR_RATIOS), tuple(config.BACKBONE_STRIDES),
+           config.RPN_ANCHOR_STRIDE)
+    if key not in _ANCHOR_CACHE:
+        from mrcnn.ops.anchors import compute_backbone_shapes
+
+        shapes = compute_backbone_shapes(config, image_shape)
+        _ANCHOR_CACHE[key] = generate_pyramid_anchors(
+            config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes, config.BACKBONE_STRIDES,
+            config.RPN_ANCHOR_STRIDE)
+    return _ANCHOR_CACHE[key]
+
+
+class DataGenerator(keras.utils.PyDataset):
+    """Batches of training inputs for MaskRCNN's training model.
+
+    Args:
+        dataset: a prepared utils.Dataset.
+        config: the model's Config.
+        shuffle: visit images in a new random order every pass.
+        augmentation: optional imgaug augmenter (see load_image_gt).
+        random_rois: if > 0, also yield this many random ROIs per image (input_roi) for
+            configs with USE_RPN_ROIS = False.
+        detection_targets: also yield NumPy detection targets (for inspection).
+        no_augmentation_sources: dataset sources whose images are never augmented.
+        batch_size: images per batch (default config.BATCH_SIZE).
+        steps: batches per epoch (default config.STEPS_PER_EPOCH).
+        seed: base seed; batch contents depend only on (seed, epoch, index).
+        workers, use_multiprocessing, max_queue_size: as keras.utils.PyDataset.
+
+    A batch is a 1-tuple holding a dict keyed by the training model's input names:
+    input_image [B, H, W, C] float32 (molded), input_image_meta, input_rpn_match [B, A, 1],
+    input_rpn_bbox [B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids [B, MAX_GT_INSTANCES],
+    input_gt_boxes [B, MAX_GT_INSTANCES, 4] pixels, input_gt_masks [B, h, w, MAX_GT_INSTANCES].
+    """
+
+    def __init__(self, dataset, config, shuffle=True, augmentation=None, random_rois=0,
+                 detection_targets=False, no_augmentation_sources=None, batch_size=None,
+                 steps=None, seed=None, workers=1, use_multiprocessing=False,
+                 max_queue_size=10):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
+                         max_queue_size=max_queue_size)
+        if len(dataset.image_ids) == 0:
+            raise ValueError("the dataset has no images (did you call prepare()?)")
+        self.dataset = dataset
+        self.config = config
+        self.shuffle = shuffle
+        self.augmentation = augmentation
+        self.random_rois = int(random_rois)
+        self.detection_targets = detection_targets
+        self.no_augmentation_sources = set(no_augmentation_sources or [])
+        self.batch_size = int(batch_size or config.BATCH_SIZE)
+        self.steps = int(steps or config.STEPS_PER_EPOCH)
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        self.epoch = 0
+
+    def __len__(self):
+        return self.steps
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def _image_at(self, position):
+        ids = self.dataset.image_ids
+        n = len(ids)
+        rnd_pass, k = divmod(position, n)
+        if not self.shuffle:
+            return int(ids[k])
+        perm = np.random.default_rng([self.seed, rnd_pass]).permutation(n)
+        return int(ids[perm[k]])
+
+    def load(self, image_id, rng):
+        source = self.dataset.image_info[image_id]["source"]
+        aug = None if source in self.no_augmentation_sources else self.augmentation
+        try:
+            return load_image_gt(self.dataset, self.config, image_id, augmentation=aug,
+                                 use_mini_mask=self.config.USE_MINI_MASK, rng=rng)
+        except Exception as e:
+            raise type(e)(f"{e} [while loading {_describe(self.dataset, image_id)}]") from e
+
+    def __getitem__(self, idx):
+        return (self.batch(self.epoch * self.steps + int(idx)),)
+
+    def batch(self, batch_number):
+        """The batch at a global batch number (a pure function of seed and batch_number)."""
+        config = self.config
+        rng = np.random.default_rng([self.seed, 1, batch_number])
+        items = []
+        position = batch_number * self.batch_size
+        skipped = 0
+        while len(items) < self.batch_size:
+            image_id = self._image_at(position)
+            position += 1
+            item = self.load(image_id, rng)
+            if config.SKIP_EMPTY_IMAGES and not np.any(item[2] > 0):
+                skipped += 1
+                if skipped > 10 * len(self.dataset.image_ids):
+                    raise ValueError("SKIP_EMPTY_IMAGES is set but no image has instances")
+                continue
+            items.append(item)
+
+        images = pad_to_multiple([it[0] for it in items])
+        anchors = batch_anchors(config, images.shape[1:3])
+        b, max_gt = self.batch_size, config.MAX_GT_INSTANCES
+        mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else images.shape[1:3]
+        out = {
+            "input_image": np.zeros(images.shape, np.float32),
+            "input_image_meta": np.zeros((b, config.IMAGE_META_SIZE), np.float32),
+            "input_rpn_match": np.zeros((b, anchors.shape[0], 1), np.int32),
+            "input_rpn_bbox": np.zeros((b, config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4), np.float32),
+            "input_gt_class_ids": np.zeros((b, max_gt), np.int32),
+            "input_gt_boxes": np.zeros((b, max_gt, 4), np.float32),
+            "input_gt_masks": np.zeros((b,) + mask_hw + (max_gt,), bool),
+        }
+        if self.random_rois:
+            out["input_roi"] = np.zeros((b, self.random_rois, 4), np.int32)
+        for i, (_, meta, class_ids, boxes, masks) in enumerate(items):
+            if len(class_ids) > max_gt:
+                keep = rng.choice(len(class_ids), max_gt, replace=False)
+                class_ids, boxes, masks = class_ids[keep], boxes[keep], masks[:, :, keep]
+            meta = meta.copy()
+            meta[4:7] = images.shape[1:]
+            rpn_match, rpn_bbox = build_rpn_targets(images.shape[1:], anchors, class_ids, boxes,
+                                                    config, rng=rng)
+            n = len(class_ids)
+            out["input_image"][i] = mold_image(images[i], config)
+            out["input_image_meta"][i] = meta
+            out["input_rpn_match"][i, :, 0] = rpn_match
+            out["input_rpn_bbox"][i] = rpn_bbox
+            out["input_gt_class_ids"][i, :n] = class_ids
+            out["input_gt_boxes"][i, :n] = boxes
+            out["input_gt_masks"][i, :masks.shape[0], :masks.shape[1], :n] = masks
+            if self.random_rois:
+                out["input_roi"][i] = generate_random_rois(images.shape[1:], self.random_rois,
+                                                           class_ids, boxes, rng=rng)
+                if self.detection_targets:
+                    targets = build_detection_targets(out["input_roi"][i], class_ids, boxes,
+                                                      masks, config, rng=rng)
+                    for name, value in zip(("rois", "mrcnn_class_ids", "mrcnn_bbox",
+                                            "mrcnn_mask"), targets):
+                        out.setdefault(name, np.zeros((b,) + value.shape, value.dtype))[i] = value
+        return out
+
+
+def data_generator(dataset, config, shuffle=True, augment=False, augmentation=None,
+                   random_rois=0, batch_size=1, detection_targets=False,
+                   no_augmentation_sources=None):
+    """matterport's infinite generator of (inputs, outputs): inputs is the list
+    [images, image_meta, rpn_match, rpn_bbox, gt_class_ids, gt_boxes, gt_masks] (+ input_roi
+    when random_rois), outputs is [] (or the detection targets)."""
+    if augment:
+        logger.warning("'augment' is deprecated; use 'augmentation' instead.")
+    gen = DataGenerator(dataset, config, shuffle=shuffle, augmentation=augmentation,
+                        random_rois=random_rois, detection_targets=detection_targets,
+                        no_augmentation_sources=no_augmentation_sources,
+                        batch_size=batch_size, steps=1)
+    names = ["input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
+             "input_gt_class_ids", "input_gt_boxes", "input_gt_masks"]
+    number = 0
+    while True:
+        out = gen.batch(number)
+        number += 1
+        inputs = [out[n] for n in names] + ([out["input_roi"]] if random_rois else [])
+        outputs = []
+        if detection_targets and random_rois:
+            outputs = [out["mrcnn_class_ids"][..., None], out["mrcnn_bbox"], out["mrcnn_mask"]]
+            inputs.append(out["rois"])
+        yield inputs, outputs

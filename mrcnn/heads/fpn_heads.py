@@ -1,0 +1,56 @@
+"""Box classifier/regressor head and mask head (mrcnn_* layer names)."""
+
+from keras import layers as KL
+
+from mrcnn.layers.graph_utils import BatchNorm, TimeDistributed
+from mrcnn.layers.roi_align import PyramidROIAlign
+
+__all__ = ["fpn_classifier_graph", "build_fpn_mask_graph"]
+
+
+def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
+                         fc_layers_size=1024, roi_align_mode="paper", sampling_ratio=2):
+    """Classifier and box regressor on pooled ROI features.
+
+    rois: [batch, N, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
+    Returns mrcnn_class_logits [batch, N, num_classes], mrcnn_probs [batch, N, num_classes],
+    mrcnn_bbox [batch, N, num_classes, (dy, dx, log(dh), log(dw))].
+    """
+    x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
+                        sampling_ratio=sampling_ratio, name="roi_align_classifier")(
+        rois, image_meta, feature_maps)
+    # Two 1024-wide "FC" layers, as convolutions.
+    x = TimeDistributed(KL.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
+                        name="mrcnn_class_conv1")(x)
+    x = TimeDistributed(BatchNorm(frozen=not train_bn), name="mrcnn_class_bn1")(x)
+    x = KL.Activation("relu")(x)
+    x = TimeDistributed(KL.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
+    x = TimeDistributed(BatchNorm(frozen=not train_bn), name="mrcnn_class_bn2")(x)
+    x = KL.Activation("relu")(x)
+    shared = KL.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)
+    mrcnn_class_logits = TimeDistributed(KL.Dense(num_classes), name="mrcnn_class_logits")(shared)
+    mrcnn_probs = TimeDistributed(KL.Activation("softmax"), name="mrcnn_class")(mrcnn_class_logits)
+    x = TimeDistributed(KL.Dense(num_classes * 4, activation="linear"), name="mrcnn_bbox_fc")(
+        shared)
+    mrcnn_bbox = KL.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
+    return mrcnn_class_logits, mrcnn_probs, mrcnn_bbox
+
+
+def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
+                         roi_align_mode="paper", sampling_ratio=2):
+    """Mask head: per-class sigmoid masks of size 2 * pool_size.
+
+    Returns [batch, N, 2 * pool_size, 2 * pool_size, num_classes] probabilities.
+    """
+    x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
+                        sampling_ratio=sampling_ratio, name="roi_align_mask")(
+        rois, image_meta, feature_maps)
+    for i in range(1, 5):
+        x = TimeDistributed(KL.Conv2D(256, (3, 3), padding="same"), name=f"mrcnn_mask_conv{i}")(x)
+        x = TimeDistributed(BatchNorm(frozen=not train_bn), name=f"mrcnn_mask_bn{i}")(x)
+        x = KL.Activation("relu")(x)
+    x = TimeDistributed(KL.Conv2DTranspose(256, (2, 2), strides=2, activation="relu"),
+                        name="mrcnn_mask_deconv")(x)
+    x = TimeDistributed(KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid"),
+                        name="mrcnn_mask")(x)
+    return x

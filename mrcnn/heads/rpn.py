@@ -1,0 +1,31 @@
+"""Region Proposal Network head, one model shared by every pyramid level (rpn_model)."""
+
+import keras
+from keras import layers as KL
+
+__all__ = ["rpn_graph", "build_rpn_model"]
+
+
+def rpn_graph(feature_map, anchors_per_location, anchor_stride):
+    """RPN outputs for one feature map [batch, h, w, depth].
+
+    Returns rpn_class_logits [batch, anchors, 2], rpn_probs [batch, anchors, 2] and
+    rpn_bbox [batch, anchors, (dy, dx, log(dh), log(dw))].
+    """
+    shared = KL.Conv2D(512, (3, 3), padding="same", activation="relu", strides=anchor_stride,
+                       name="rpn_conv_shared")(feature_map)
+    x = KL.Conv2D(2 * anchors_per_location, (1, 1), padding="valid", activation="linear",
+                  name="rpn_class_raw")(shared)
+    rpn_class_logits = KL.Reshape((-1, 2))(x)
+    rpn_probs = KL.Activation("softmax", name="rpn_class_xxx")(rpn_class_logits)
+    x = KL.Conv2D(anchors_per_location * 4, (1, 1), padding="valid", activation="linear",
+                  name="rpn_bbox_pred")(shared)
+    rpn_bbox = KL.Reshape((-1, 4))(x)
+    return [rpn_class_logits, rpn_probs, rpn_bbox]
+
+
+def build_rpn_model(anchor_stride, anchors_per_location, depth):
+    """The shared RPN as a keras.Model named rpn_model (input input_rpn_feature_map)."""
+    input_feature_map = keras.Input(shape=[None, None, depth], name="input_rpn_feature_map")
+    outputs = rpn_graph(input_feature_map, anchors_per_location, anchor_stride)
+    return keras.Model([input_feature_map], outputs, name="rpn_model")

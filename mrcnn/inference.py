@@ -1,0 +1,71 @@
+"""Molding images into network inputs and unmolding detections back to image pixels."""
+
+import numpy as np
+
+from mrcnn.dataset import to_rgb_uint8
+from mrcnn.ops.boxes import denorm_boxes, norm_boxes
+from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
+from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.ops.masks import unmold_mask
+
+__all__ = ["mold_inputs", "unmold_detections"]
+
+
+def mold_inputs(images, config):
+    """Images (any sizes; uint8 RGB, grayscale, RGBA or 16-bit) -> network inputs.
+
+    Each image is resized per config, zero-padded (before mean subtraction, as in training) to
+    a common size that is a multiple of 64, and molded. Returns molded_images [N, H, W, C]
+    float32, image_metas [N, IMAGE_META_SIZE] and windows [N, (y1, x1, y2, x2)] pixels of the
+    molded images.
+    """
+    resized, metas, windows = [], [], []
+    for i, image in enumerate(images):
+        if config.IMAGE_CHANNEL_COUNT == 3:
+            image = to_rgb_uint8(image, 3, where=f"images[{i}]")
+        m, window, scale, _, _ = resize_image(
+            image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
+            max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
+        metas.append(compose_image_meta(0, image.shape, m.shape, window, scale,
+                                        np.zeros([config.NUM_CLASSES], dtype=np.int32)))
+        resized.append(m)
+        windows.append(window)
+    batch = pad_to_multiple(resized)
+    metas = np.stack(metas).astype(np.float32)
+    metas[:, 4:7] = batch.shape[1:]
+    return mold_image(batch, config), metas, np.array(windows)
+
+
+def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window):
+    """One image's detections in the format of the network -> image pixels.
+
+    detections: [N, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded;
+    mrcnn_mask: [N, mh, mw, num_classes]; original_image_shape: [H, W, C] before resizing;
+    image_shape: [h, w, C] of the molded image; window: [(y1, x1, y2, x2)] pixels of the molded
+    image that hold the real image.
+    Returns boxes [N, (y1, x1, y2, x2)] int32 original pixels, class_ids [N] int32, scores [N]
+    float32, masks [H, W, N] bool.
+    """
+    valid = detections[:, 4] > 0
+    n = int(np.sum(valid))
+    detections = detections[valid]
+    boxes = detections[:, :4]
+    class_ids = detections[:, 4].astype(np.int32)
+    scores = detections[:, 5].astype(np.float32)
+    masks = mrcnn_mask[np.nonzero(valid)[0], :, :, class_ids] if n else \
+        np.zeros((0,) + mrcnn_mask.shape[1:3])
+    # Normalized coordinates relative to the window, then original-image pixels.
+    window = norm_boxes(window, image_shape[:2])
+    wy1, wx1, wy2, wx2 = window
+    shift = np.array([wy1, wx1, wy1, wx1])
+    wh, ww = wy2 - wy1, wx2 - wx1
+    scale = np.array([wh, ww, wh, ww])
+    boxes = np.divide(boxes - shift, scale)
+    boxes = denorm_boxes(boxes, original_image_shape[:2])
+    # Drop boxes that became empty.
+    keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+    boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
+    full_masks = [unmold_mask(masks[i], boxes[i], original_image_shape) for i in range(len(keep))]
+    full_masks = np.stack(full_masks, axis=-1) if full_masks else \
+        np.zeros(tuple(original_image_shape[:2]) + (0,), dtype=bool)
+    return boxes, class_ids, scores, full_masks

@@ -1,0 +1,13 @@
+"""Custom Keras layers of Mask R-CNN. CUSTOM_OBJECTS maps their names for deserialization."""
+
+from mrcnn.layers.detection import DetectionLayer
+from mrcnn.layers.detection_target import DetectionTargetLayer
+from mrcnn.layers.graph_utils import BatchNorm, NormBoxes, PyramidAnchors, TimeDistributed
+from mrcnn.layers.proposal import ProposalLayer
+from mrcnn.layers.roi_align import PyramidROIAlign
+
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (
+    DetectionLayer, DetectionTargetLayer, BatchNorm, NormBoxes, PyramidAnchors, TimeDistributed,
+    ProposalLayer, PyramidROIAlign)}
+
+__all__ = ["CUSTOM_OBJECTS"] + sorted(CUSTOM_OBJECTS)

@@ -1,0 +1,122 @@
+"""Small Keras layers that replace matterport's Lambda layers and wrappers.
+
+All are registered serializable under the package name "mrcnn".
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.ops.anchors import generate_pyramid_anchors_graph
+from mrcnn.ops.boxes import norm_boxes_graph
+
+__all__ = ["BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors"]
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(keras.layers.BatchNormalization):
+    """BatchNormalization that can be frozen for good.
+
+    Args:
+        frozen: bool. True: always normalizes with the moving statistics and never trains gamma or
+            beta, whatever `trainable` is later set to by MaskRCNN.set_trainable. This is what
+            Config.TRAIN_BN = False means (batches of 1-2 images make batch statistics useless).
+    """
+
+    def __init__(self, frozen=False, **kwargs):
+        super().__init__(**kwargs)
+        self.frozen = bool(frozen)
+        if self.frozen:
+            self.trainable = False
+
+    def call(self, inputs, training=None, **kwargs):
+        if self.frozen:
+            training = False
+        return super().call(inputs, training=training, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"frozen": self.frozen})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class TimeDistributed(keras.layers.TimeDistributed):
+    """Applies a layer to every ROI of [batch, num_rois, ...] by folding ROIs into the batch.
+
+    Keras 3's TimeDistributed loops over the time axis; for hundreds of ROIs one reshape is much
+    faster. The inner layer's input shape past the first two axes must be static.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        shape = tf.shape(inputs)
+        inner = tuple(inputs.shape[2:])
+        x = tf.reshape(inputs, (-1,) + inner)
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        y = self.layer(x, **kwargs)
+        return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[1:]], axis=0))
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class NormBoxes(keras.layers.Layer):
+    """Pixel boxes -> normalized boxes, using the image tensor's height and width.
+
+    Call arguments:
+        boxes: [batch, N, (y1, x1, y2, x2)] in pixels.
+        image: [batch, height, width, channels].
+    Returns [batch, N, (y1, x1, y2, x2)] normalized (ops.boxes convention).
+    """
+
+    def call(self, boxes, image):
+        return norm_boxes_graph(boxes, tf.shape(image)[1:3])
+
+    def compute_output_shape(self, boxes_shape, image_shape):
+        return boxes_shape
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class PyramidAnchors(keras.layers.Layer):
+    """Anchors for the input image's size, computed in the graph and tiled over the batch.
+
+    Args:
+        scales, ratios, feature_strides, anchor_stride: as Config.RPN_ANCHOR_SCALES,
+            RPN_ANCHOR_RATIOS, BACKBONE_STRIDES, RPN_ANCHOR_STRIDE.
+    Call arguments:
+        image: [batch, height, width, channels].
+    Returns [batch, anchors, (y1, x1, y2, x2)] normalized.
+    """
+
+    def __init__(self, scales, ratios, feature_strides, anchor_stride, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = [float(s) for s in scales]
+        self.ratios = [float(r) for r in ratios]
+        self.feature_strides = [int(s) for s in feature_strides]
+        self.anchor_stride = int(anchor_stride)
+
+    def call(self, image):
+        hw = tf.shape(image)[1:3]
+        anchors = generate_pyramid_anchors_graph(hw, self.scales, self.ratios,
+                                                 self.feature_strides, self.anchor_stride)
+        anchors = norm_boxes_graph(anchors, hw)
+        return tf.tile(anchors[None], [tf.shape(image)[0], 1, 1])
+
+    def compute_output_shape(self, image_shape):
+        h, w = image_shape[1], image_shape[2]
+        if h is None or w is None:
+            return (image_shape[0], None, 4)
+        per_cell = len(self.ratios)
+        count = 0
+        for s in self.feature_strides:
+            fh, fw = -(-h // s), -(-w // s)
+            count += int(np.ceil(fh / self.anchor_stride) * np.ceil(fw / self.anchor_stride))
+        return (image_shape[0], count * per_cell, 4)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"scales": self.scales, "ratios": self.ratios,
+                       "feature_strides": self.feature_strides,
+                       "anchor_stride": self.anchor_stride})
+        return config

@@ -1,0 +1,338 @@
+"""matterport's mrcnn.model: the MaskRCNN class and the names users import from this module.
+
+    from mrcnn import model as modellib
+    model = modellib.MaskRCNN(mode="inference", config=config, model_dir="logs")
+    model.load_weights(path, by_name=True)
+    results = model.detect([image])   # [{"rois", "class_ids", "scores", "masks"}]
+
+The pieces live in focused modules (builder, layers, heads, losses, targets, data_generator,
+training, inference, weights); this module ties them together and re-exports their names.
+"""
+
+import datetime
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import builder, inference, training
+from mrcnn import weights as weights_io
+from mrcnn.backbone import build_backbone, fpn_graph
+from mrcnn.backbone.resnet import conv_block, identity_block, resnet_graph
+from mrcnn.data_generator import DataGenerator, data_generator, load_image_gt
+from mrcnn.heads.fpn_heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.heads.rpn import build_rpn_model, rpn_graph
+from mrcnn.layers import (
+    BatchNorm,
+    DetectionLayer,
+    DetectionTargetLayer,
+    ProposalLayer,
+    PyramidROIAlign,
+)
+from mrcnn.layers.detection import refine_detections_graph
+from mrcnn.layers.detection_target import detection_targets_graph
+from mrcnn.losses import (
+    mrcnn_bbox_loss_graph,
+    mrcnn_class_loss_graph,
+    mrcnn_mask_loss_graph,
+    rpn_bbox_loss_graph,
+    rpn_class_loss_graph,
+    smooth_l1_loss,
+)
+from mrcnn.ops.anchors import compute_backbone_shapes
+from mrcnn.ops.batching import batch_pack_graph, trim_zeros_graph
+from mrcnn.ops.boxes import (
+    apply_box_deltas_graph,
+    clip_boxes_graph,
+    denorm_boxes_graph,
+    norm_boxes,
+    norm_boxes_graph,
+    overlaps_graph,
+)
+from mrcnn.ops.image import mold_image, unmold_image
+from mrcnn.ops.image_meta import compose_image_meta, parse_image_meta, parse_image_meta_graph
+from mrcnn.targets import build_detection_targets, build_rpn_targets, generate_random_rois
+
+logger = logging.getLogger(__name__)
+
+
+def log(text, array=None):
+    """Prints a text message and, for an array, its shape, min, max and dtype."""
+    if array is not None:
+        array = np.asarray(array)
+        text = text.ljust(25)
+        if array.size:
+            text += f"shape: {str(array.shape):20}  min: {array.min():10.5f}  " \
+                    f"max: {array.max():10.5f}  {array.dtype}"
+        else:
+            text += f"shape: {str(array.shape):20}  min: {'':10}  max: {'':10}  {array.dtype}"
+    print(text)
+
+
+def log2_graph(x):
+    """Log base 2 (TensorFlow)."""
+    return tf.math.log(x) / tf.math.log(2.0)
+
+
+class MaskRCNN:
+    """Mask R-CNN: builds the Keras model and trains it or runs detection.
+
+    mode: "training" or "inference". config: a Config. model_dir: where training runs write
+    their log directories and checkpoints. The Keras model is self.keras_model.
+    """
+
+    def __init__(self, mode, config, model_dir):
+        if mode not in ("training", "inference"):
+            raise ValueError(f"mode must be 'training' or 'inference', got {mode!r}")
+        if not config.NAME:
+            raise ValueError(f"{type(config).__name__}.NAME must be set (it names log "
+                             "directories and checkpoints)")
+        self.mode = mode
+        self.config = config
+        self.model_dir = model_dir
+        self._anchor_cache = {}
+        self.set_log_dir()
+        self.keras_model = self.build(mode=mode, config=config)
+
+    def build(self, mode, config):
+        """Builds the functional Keras model of the given mode."""
+        if mode == "training":
+            return builder.build_training_model(config)
+        return builder.build_inference_model(config)
+
+    # ------------------------------------------------------------------ checkpoints
+    def find_last(self):
+        """Path of the newest checkpoint of this config's NAME in model_dir."""
+        return training.find_last_checkpoint(self.model_dir, self.config.NAME)
+
+    def load_weights(self, filepath, by_name=False, exclude=None, skip_mismatch=False,
+                     verbose=1):
+        """Loads weights from a Keras 2 layout h5 file (matterport's files and mrcnn
+        checkpoints) or a Keras 3 '.weights.h5' file, then points the log directory at the
+        checkpoint's run so that train() continues its epoch count.
+
+        exclude: layer names to skip (implies by_name). Returns a weights.LoadReport (None for
+        a Keras 3 file)."""
+        filepath = str(filepath)
+        if filepath.endswith(".weights.h5"):
+            if by_name or exclude:
+                raise ValueError("by_name/exclude need a Keras 2 layout .h5 file; "
+                                 f"{filepath} is a Keras 3 weights file")
+            self.keras_model.load_weights(filepath)
+            report = None
+        else:
+            report = weights_io.load_weights(self.keras_model, filepath, by_name=by_name,
+                                             exclude=exclude, skip_mismatch=skip_mismatch,
+                                             verbose=verbose)
+        self.set_log_dir(filepath)
+        return report
+
+    def save_weights(self, filepath):
+        """Saves weights: '.weights.h5' in Keras 3's format, any other '.h5' in the Keras 2
+        layout that matterport-era tools read. Both are written atomically."""
+        filepath = str(filepath)
+        if filepath.endswith(".weights.h5"):
+            tmp = filepath[:-len(".weights.h5")] + ".tmp.weights.h5"
+            self.keras_model.save_weights(tmp)
+            os.replace(tmp, filepath)
+        else:
+            weights_io.save_weights_h5(self.keras_model, filepath)
+
+    def get_imagenet_weights(self):
+        """matterport downloaded ResNet50 ImageNet weights here; mrcnn never downloads."""
+        raise RuntimeError(
+            "mrcnn does not download weights. Put resnet50_weights_tf_dim_ordering_tf_kernels_"
+            "notop.h5 on disk and call model.load_weights(path, by_name=True).")
+
+    def set_log_dir(self, model_path=None):
+        """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the
+        run of model_path when it follows the checkpoint naming scheme (training module)."""
+        self.epoch = 0
+        parsed = training.parse_checkpoint_path(model_path, self.config.NAME) \
+            if model_path else None
+        if parsed:
+            self.log_dir, self.epoch = parsed
+        else:
+            self.log_dir = training.log_dir_for(self.model_dir, self.config.NAME,
+                                                datetime.datetime.now())
+        name = self.config.NAME.lower()
+        self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_*epoch*.h5")
+        self.checkpoint_path = self.checkpoint_path.replace("*epoch*", "{epoch:04d}")
+
+    # ------------------------------------------------------------------ training
+    def set_trainable(self, layer_regex, keras_model=None, indent=0, verbose=1):
+        """Trainable iff the layer name fully matches layer_regex (a preset or a regex)."""
+        return training.set_trainable(keras_model or self.keras_model, layer_regex,
+                                      verbose=verbose, indent=indent)
+
+    def compile(self, learning_rate, momentum):
+        """SGD with momentum and per-weight gradient norm clipping; losses in the train step."""
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                                         clipnorm=self.config.GRADIENT_CLIP_NORM)
+        self.trainer = training.TrainingModel(self.keras_model, self.config.LOSS_WEIGHTS,
+                                              self.config.WEIGHT_DECAY)
+        self.trainer.compile(optimizer=optimizer, jit_compile=False)
+        return self.trainer
+
+    def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
+              augmentation=None, custom_callbacks=None, no_augmentation_sources=None,
+              workers=None, use_multiprocessing=False, seed=None, verbose=1):
+        """Trains up to `epochs` (cumulative: a model at epoch 3 with epochs=5 runs 2 more).
+
+        layers: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
+        augmentation: imgaug augmenter for training images; no_augmentation_sources: dataset
+        sources never augmented. A checkpoint is written per epoch in self.log_dir; losses go
+        to the progress bar, the returned History and TensorBoard logs in self.log_dir.
+        """
+        if self.mode != "training":
+            raise ValueError("Create model in training mode.")
+        config = self.config
+        cpu = os.cpu_count() or 1
+        workers = workers if workers is not None else min(cpu, 4)
+        train_gen = DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
+                                  no_augmentation_sources=no_augmentation_sources, seed=seed,
+                                  workers=workers, use_multiprocessing=use_multiprocessing)
+        val_gen = DataGenerator(val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS,
+                                seed=None if seed is None else seed + 1, workers=workers,
+                                use_multiprocessing=use_multiprocessing)
+        train_gen.epoch = self.epoch
+        os.makedirs(self.log_dir, exist_ok=True)
+        callbacks = [
+            keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0,
+                                        write_graph=False),
+            training.CheckpointCallback(self.keras_model, self.checkpoint_path),
+        ] + list(custom_callbacks or [])
+        if verbose:
+            print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
+            print(f"Checkpoint Path: {self.checkpoint_path}")
+        self.set_trainable(layers, verbose=verbose > 1)
+        trainer = self.compile(learning_rate, config.LEARNING_MOMENTUM)
+        history = None
+        if epochs > self.epoch:
+            history = trainer.fit(train_gen, initial_epoch=self.epoch, epochs=epochs,
+                                  steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
+                                  validation_data=val_gen,
+                                  validation_steps=config.VALIDATION_STEPS, verbose=verbose)
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    # ------------------------------------------------------------------ inference
+    def mold_inputs(self, images):
+        """See inference.mold_inputs."""
+        return inference.mold_inputs(images, self.config)
+
+    def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
+                          window):
+        """See inference.unmold_detections."""
+        return inference.unmold_detections(detections, mrcnn_mask, original_image_shape,
+                                           image_shape, window)
+
+    def get_anchors(self, image_shape):
+        """Normalized anchors [A, 4] for a molded image shape (cached). Also sets self.anchors
+        to the pixel anchors, as matterport did for its notebooks."""
+        from mrcnn.data_generator import batch_anchors
+
+        key = tuple(image_shape[:2])
+        if key not in self._anchor_cache:
+            a = batch_anchors(self.config, image_shape)
+            self.anchors = a
+            self._anchor_cache[key] = norm_boxes(a, image_shape[:2])
+        return self._anchor_cache[key]
+
+    def _predict(self, molded_images, image_metas):
+        if self.mode != "inference":
+            raise ValueError("Create model in inference mode.")
+        anchors = self.get_anchors(molded_images.shape[1:])
+        anchors = np.broadcast_to(anchors, (molded_images.shape[0],) + anchors.shape)
+        if not hasattr(self, "_predict_fn"):
+            model = self.keras_model
+
+            @tf.function(reduce_retracing=True)
+            def predict_fn(images, metas, anchors):
+                return model([images, metas, anchors], training=False)
+
+            self._predict_fn = predict_fn
+        outputs = self._predict_fn(tf.constant(molded_images, tf.float32),
+                                   tf.constant(image_metas, tf.float32),
+                                   tf.constant(anchors, tf.float32))
+        return [o.numpy() for o in outputs]
+
+    def detect(self, images, verbose=0):
+        """Runs detection on a list of images (any sizes, any count).
+
+        Returns one dict per image: rois [N, (y1, x1, y2, x2)] int32 pixels of the original
+        image, class_ids [N] int32, scores [N] float32, masks [H, W, N] bool.
+        """
+        if verbose:
+            print(f"Processing {len(images)} images")
+        molded_images, image_metas, windows = self.mold_inputs(images)
+        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
+        results = []
+        for i, image in enumerate(images):
+            rois, class_ids, scores, masks = self.unmold_detections(
+                detections[i], mrcnn_mask[i], np.asarray(image).shape, molded_images[i].shape,
+                windows[i])
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                            "masks": masks})
+        return results
+
+    def detect_molded(self, molded_images, image_metas, verbose=0):
+        """Detection on images already molded (e.g. from load_image_gt + mold_image); the
+        window is the whole image. Same output as detect()."""
+        molded_images = np.asarray(molded_images, dtype=np.float32)
+        image_metas = np.asarray(image_metas, dtype=np.float32)
+        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
+        results = []
+        for i, image in enumerate(molded_images):
+            window = [0, 0, image.shape[0], image.shape[1]]
+            rois, class_ids, scores, masks = self.unmold_detections(
+                detections[i], mrcnn_mask[i], image.shape, image.shape, window)
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                            "masks": masks})
+        return results
+
+    # ------------------------------------------------------------------ introspection
+    def find_trainable_layer(self, layer):
+        """The layer itself, or the layer inside a TimeDistributed wrapper."""
+        return getattr(layer, "layer", layer)
+
+    def get_trainable_layers(self):
+        """Layers that have weights."""
+        return [self.find_trainable_layer(layer) for layer in self.keras_model.layers
+                if layer.weights]
+
+    def ancestor(self, tensor, name, checked=None):
+        raise NotImplementedError("ancestor() walked TF1 graph ops; use run_graph with layer "
+                                  "names instead (e.g. outputs=[('rois', 'ROI')])")
+
+    def run_graph(self, images, outputs, image_metas=None):
+        """Values of named intermediate tensors for some images (eager Keras 3).
+
+        outputs: list of (name, layer_name) pairs, or (name, KerasTensor) pairs; layer names
+        are e.g. "ROI", "res4w_out", "rpn_bbox", "roi_align_mask", "mrcnn_detection".
+        Returns an ordered dict name -> NumPy array (batch first).
+        """
+        from collections import OrderedDict
+
+        tensors = []
+        for _, ref in outputs:
+            if isinstance(ref, str):
+                ref = self.keras_model.get_layer(ref).output
+            tensors.append(ref)
+        probe = keras.Model(self.keras_model.inputs, tensors)
+        if image_metas is None:
+            molded, image_metas, _ = self.mold_inputs(images)
+        else:
+            molded = np.asarray(images, dtype=np.float32)
+        inputs = [molded, image_metas]
+        if self.mode == "inference":
+            anchors = self.get_anchors(molded.shape[1:])
+            inputs.append(np.broadcast_to(anchors, (molded.shape[0],) + anchors.shape))
+        else:
+            raise ValueError("run_graph needs an inference-mode model")
+        values = probe(inputs, training=False)
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        return OrderedDict((name, np.asarray(v)) for (name, _), v in zip(outputs, values))

@@ -1,0 +1,204 @@
+"""Training machinery: layer presets, trainability, the train step, checkpoints and log dirs.
+
+Log directories and checkpoints (matterport's scheme):
+    <model_dir>/<name><YYYYMMDDTHHMM>/mask_rcnn_<name>_<EEEE>.h5
+<name> is config.NAME lowercased and EEEE the 1-based number of the epoch that produced the
+checkpoint; `epochs` passed to train() is the cumulative total, so loading the checkpoint of epoch
+3 and calling train(epochs=5) runs epochs 4 and 5 in the same directory.
+"""
+
+import datetime
+import os
+import re
+
+import keras
+import tensorflow as tf
+
+from mrcnn import losses as L
+from mrcnn.builder import TRAINING_OUTPUTS, active_class_ids_from_meta
+from mrcnn.config import LOSS_NAMES
+from mrcnn.layers.graph_utils import BatchNorm
+from mrcnn.weights import save_weights_h5
+
+__all__ = ["LAYER_REGEX", "set_trainable", "TrainingModel", "CheckpointCallback",
+           "log_dir_for", "parse_checkpoint_path", "find_last_checkpoint", "compute_losses"]
+
+LAYER_REGEX = {
+    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "all": ".*",
+}
+
+CHECKPOINT_RE = re.compile(
+    r"^(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})$")
+CHECKPOINT_FILE_RE = re.compile(r"^mask_rcnn_(?P<name>[\w-]+)_(?P<epoch>\d{4,})\.h5$")
+
+
+def _is_frozen_bn(layer):
+    inner = getattr(layer, "layer", layer)
+    return isinstance(inner, BatchNorm) and inner.frozen
+
+
+def set_trainable(keras_model, layer_regex, verbose=0, indent=0):
+    """Marks layers trainable when their name fully matches layer_regex (a preset name of
+    LAYER_REGEX or a regex), others frozen. Recurses into nested models (rpn_model) and sets a
+    TimeDistributed wrapper and its inner layer alike. Frozen BatchNorm layers (TRAIN_BN=False)
+    stay frozen. Returns the names of the trainable layers."""
+    regex = LAYER_REGEX.get(layer_regex, layer_regex)
+    trainable_names = []
+    for layer in keras_model.layers:
+        if isinstance(layer, keras.Model):
+            if verbose:
+                print(" " * indent + f"In model: {layer.name}")
+            trainable_names += set_trainable(layer, regex, verbose, indent + 4)
+            layer.trainable = any(sub.trainable for sub in layer.layers if sub.weights)
+            continue
+        if not layer.weights:
+            continue
+        trainable = bool(re.fullmatch(regex, layer.name)) and not _is_frozen_bn(layer)
+        layer.trainable = trainable
+        if trainable:
+            trainable_names.append(layer.name)
+        if verbose and trainable:
+            print(" " * indent + f"{layer.name:20}   ({layer.__class__.__name__})")
+    return trainable_names
+
+
+def compute_losses(inputs, outputs):
+    """The five losses from the training model's inputs (dict) and outputs (TRAINING_OUTPUTS
+    order). Returns a dict loss name -> scalar."""
+    o = dict(zip(TRAINING_OUTPUTS, outputs))
+    roi_valid = tf.reduce_sum(tf.abs(o["output_rois"]), axis=-1) > 0
+    active = active_class_ids_from_meta(tf.cast(inputs["input_image_meta"], tf.float32))
+    return {
+        "rpn_class_loss": L.rpn_class_loss_graph(inputs["input_rpn_match"],
+                                                 o["rpn_class_logits"]),
+        "rpn_bbox_loss": L.rpn_bbox_loss_graph(None, inputs["input_rpn_bbox"],
+                                               inputs["input_rpn_match"], o["rpn_bbox"]),
+        "mrcnn_class_loss": L.mrcnn_class_loss_graph(o["target_class_ids"],
+                                                     o["mrcnn_class_logits"], active, roi_valid),
+        "mrcnn_bbox_loss": L.mrcnn_bbox_loss_graph(o["target_bbox"], o["target_class_ids"],
+                                                   o["mrcnn_bbox"]),
+        "mrcnn_mask_loss": L.mrcnn_mask_loss_graph(o["target_mask"], o["target_class_ids"],
+                                                   o["mrcnn_mask"]),
+    }
+
+
+class TrainingModel(keras.Model):
+    """Wraps the functional training graph with a train/test step that computes the losses.
+
+    Args:
+        net: the functional model of builder.build_training_model.
+        loss_weights: dict loss name -> weight (Config.LOSS_WEIGHTS).
+        weight_decay: L2 factor (Config.WEIGHT_DECAY), see losses.l2_weight_decay.
+    Metrics reported: loss (the weighted total incl. weight decay) and each of the five losses.
+    """
+
+    def __init__(self, net, loss_weights, weight_decay, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.loss_weights = {k: float(loss_weights.get(k, 1.0)) for k in LOSS_NAMES}
+        self.weight_decay = float(weight_decay)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_NAMES}
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _total_loss(self, inputs, training):
+        outputs = self.net(inputs, training=training)
+        parts = compute_losses(inputs, outputs)
+        total = tf.add_n([parts[k] * self.loss_weights[k] for k in LOSS_NAMES])
+        total = total + L.l2_weight_decay(self.net.trainable_weights, self.weight_decay)
+        return total, parts
+
+    def _record(self, total, parts):
+        self.trackers["loss"].update_state(total)
+        for k, v in parts.items():
+            self.trackers[k].update_state(v)
+        return {k: t.result() for k, t in self.trackers.items()}
+
+    def train_step(self, data):
+        inputs = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            total, parts = self._total_loss(inputs, training=True)
+            # Gradients are summed over replicas under tf.distribute: scale so they average.
+            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.net.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._record(total, parts)
+
+    def test_step(self, data):
+        inputs = data[0] if isinstance(data, tuple) else data
+        total, parts = self._total_loss(inputs, training=False)
+        return self._record(total, parts)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Writes the inner model's weights after every epoch, atomically (see weights.save_weights_h5).
+
+    path_template: a path with an {epoch:04d} field; Keras' 0-based epoch index + 1 fills it.
+    """
+
+    def __init__(self, keras_model, path_template):
+        super().__init__()
+        self.keras_model = keras_model
+        self.path_template = path_template
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_weights_h5(self.keras_model, self.path_template.format(epoch=epoch + 1))
+
+
+def log_dir_for(model_dir, name, now=None):
+    """<model_dir>/<name><YYYYMMDDTHHMM>."""
+    now = now or datetime.datetime.now()
+    return os.path.join(model_dir, f"{name.lower()}{now:%Y%m%dT%H%M}")
+
+
+def parse_checkpoint_path(path, name=None):
+    """(log_dir, epoch) of a checkpoint path following the naming scheme, else None.
+
+    Accepts matterport's <dir>/<name><stamp>/mask_rcnn_<name>_<EEEE>.h5 names. With `name`,
+    the directory and file must belong to that config name.
+    """
+    path = os.path.abspath(str(path))
+    directory, filename = os.path.split(path)
+    m_file = CHECKPOINT_FILE_RE.match(filename)
+    m_dir = CHECKPOINT_RE.match(os.path.basename(directory))
+    if not m_file or not m_dir:
+        return None
+    if m_file.group("name") != m_dir.group("name"):
+        return None
+    if name is not None and m_dir.group("name") != name.lower():
+        return None
+    return directory, int(m_file.group("epoch"))
+
+
+def find_last_checkpoint(model_dir, name):
+    """Newest checkpoint of config name `name` in model_dir: the latest run directory
+    <name><stamp> (exact name match, by timestamp) holding a checkpoint, and in it the
+    checkpoint with the highest epoch. Raises FileNotFoundError saying what was searched."""
+    name = name.lower()
+    runs = []
+    if os.path.isdir(model_dir):
+        for d in os.listdir(model_dir):
+            m = CHECKPOINT_RE.match(d)
+            if m and m.group("name") == name and os.path.isdir(os.path.join(model_dir, d)):
+                runs.append((m.group("stamp"), d))
+    for _, d in sorted(runs, reverse=True):
+        found = []
+        for f in os.listdir(os.path.join(model_dir, d)):
+            m = CHECKPOINT_FILE_RE.match(f)
+            if m and m.group("name") == name:
+                found.append((int(m.group("epoch")), f))
+        if found:
+            return os.path.join(model_dir, d, max(found)[1])
+    raise FileNotFoundError(
+        f"Could not find a checkpoint of '{name}' in {model_dir} (looked for "
+        f"{name}YYYYMMDDTHHMM/mask_rcnn_{name}_EEEE.h5)")

@@ -1,0 +1,172 @@
+"""Weight files: the Keras 2 h5 layout of matterport's files, read and written by layer name.
+
+Layout (what Keras 2 save_weights wrote, e.g. mask_rcnn_coco.h5):
+    root attrs: layer_names (every layer, in order), backend, keras_version.
+    one group per layer, attr weight_names (empty for weightless layers); each weight is a dataset
+    at group[weight_name], e.g. f["conv1"]["conv1"]["kernel:0"]. The nested rpn_model group holds
+    its three conv layers' weights ("rpn_conv_shared/kernel:0", ...). TimeDistributed weights are
+    named after the wrapper ("mrcnn_class_conv1/kernel:0"). A full-model save keeps all of it
+    under "model_weights".
+Within a layer, weights are matched by order (Keras 2's rule) and checked by name and shape.
+"""
+
+import logging
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
+           "layers_with_weights"]
+
+logger = logging.getLogger(__name__)
+
+
+class WeightsMismatchError(ValueError):
+    """Weights in a file do not fit the model; the message lists every offending layer."""
+
+
+class LoadReport(dict):
+    """What load_weights did: lists of layer names under loaded, excluded, mismatched,
+    missing_in_file (model layers the file has no weights for) and unused_in_file."""
+
+    def summary(self):
+        return ", ".join(f"{len(self[k])} {k.replace('_', ' ')}" for k in
+                         ("loaded", "excluded", "mismatched", "missing_in_file", "unused_in_file"))
+
+
+def _decode(values):
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _short_name(weight_name):
+    """'mrcnn_class_conv1/kernel:0' -> 'kernel'."""
+    return weight_name.split("/")[-1].split(":")[0]
+
+
+def layers_with_weights(model):
+    """Top-level layers of a Keras model that own weights, in order."""
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _h5_names(layer):
+    """Keras 2 weight names of a top-level layer ('<owner>/<short>:0')."""
+    names = []
+    sublayers = getattr(layer, "layers", None)
+    if sublayers is not None and not hasattr(layer, "layer"):  # a nested Model (rpn_model)
+        for sub in sublayers:
+            names += [f"{sub.name}/{w.name}:0" for w in sub.weights]
+    else:
+        names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+    return names
+
+
+def save_weights_h5(model, filepath):
+    """Writes the model's weights in the Keras 2 layout, atomically (a temporary file in the
+    same directory is renamed over filepath, so a crash never leaves a truncated file)."""
+    import h5py
+
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = b"2.2.5"  # the layout's version, read by Keras 2 tools
+            f.attrs["mrcnn_layout"] = b"keras2-by-name"
+            for layer in model.layers:
+                g = f.create_group(layer.name)
+                names = _h5_names(layer) if layer.weights else []
+                g.attrs["weight_names"] = [n.encode("utf8") for n in names]
+                for name, w in zip(names, layer.weights):
+                    g.create_dataset(name, data=np.asarray(w.numpy()))
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=False,
+                 verbose=1):
+    """Loads a Keras 2 layout h5 file (weights-only or full-model save) into a Keras model.
+
+    by_name: match layers by name (layers missing on either side are skipped); otherwise the
+        file's weighted layers are assigned to the model's in order and their counts must match.
+    exclude: layer names to leave untouched (implies by_name).
+    skip_mismatch: layers whose weight count or shapes differ are skipped with a warning each;
+        otherwise WeightsMismatchError lists every such layer with both shapes.
+    Returns a LoadReport.
+    """
+    import h5py
+
+    if not os.path.isfile(filepath):
+        raise FileNotFoundError(f"weights file not found: {filepath}")
+    exclude = set(exclude or [])
+    by_name = by_name or bool(exclude)
+    report = LoadReport(loaded=[], excluded=[], mismatched=[], missing_in_file=[],
+                        unused_in_file=[])
+    try:
+        f = h5py.File(filepath, "r")
+    except OSError as e:
+        raise ValueError(f"{filepath} is not a readable HDF5 weights file: {e}") from e
+    with f:
+        root = f
+        if "layer_names" not in root.attrs and "model_weights" in root:
+            root = root["model_weights"]
+        if "layer_names" not in root.attrs:
+            raise ValueError(f"{filepath} is not in the Keras 2 h5 layout (no 'layer_names'); "
+                             "for a Keras 3 '.weights.h5' file use keras_model.load_weights")
+        file_layers = []
+        for name in _decode(root.attrs["layer_names"]):
+            names = _decode(root[name].attrs.get("weight_names", []))
+            if names:
+                file_layers.append((name, names))
+        model_layers = layers_with_weights(model)
+        if by_name:
+            index = {layer.name: layer for layer in model_layers}
+            pairs = []
+            for name, names in file_layers:
+                if name in exclude:
+                    report["excluded"].append(name)
+                elif name in index:
+                    pairs.append((index[name], name, names))
+                else:
+                    report["unused_in_file"].append(name)
+            in_file = {name for name, _ in file_layers}
+            report["missing_in_file"] = [layer.name for layer in model_layers
+                                         if layer.name not in in_file and layer.name not in exclude]
+        else:
+            if len(file_layers) != len(model_layers):
+                raise WeightsMismatchError(
+                    f"{filepath} has {len(file_layers)} layers with weights, the model has "
+                    f"{len(model_layers)}; use by_name=True to load the common layers")
+            pairs = [(layer, name, names) for layer, (name, names) in zip(model_layers,
+                                                                          file_layers)]
+        problems, assignments = [], []
+        for layer, name, names in pairs:
+            values = [np.asarray(root[name][wn]) for wn in names]
+            symbolic = layer.weights
+            model_shapes = [tuple(w.shape) for w in symbolic]
+            file_shapes = [v.shape for v in values]
+            if model_shapes != file_shapes or \
+                    [_short_name(n) for n in names] != [w.name for w in symbolic]:
+                problems.append(f"  {layer.name}: model {model_shapes} vs file {name} "
+                                f"{file_shapes}")
+                report["mismatched"].append(layer.name)
+                continue
+            assignments.append((layer, values))
+        if problems and not skip_mismatch:
+            raise WeightsMismatchError(
+                f"weights in {filepath} do not fit {len(problems)} layer(s) (pass "
+                "skip_mismatch=True to skip them, or exclude=[...]):\n" + "\n".join(problems))
+        for line in problems:
+            logger.warning("skipping layer with mismatched weights:%s", line)
+        for layer, values in assignments:
+            for w, v in zip(layer.weights, values):
+                w.assign(v)
+            report["loaded"].append(layer.name)
+    if verbose:
+        print(f"Loaded weights from {filepath}: {report.summary()}")
+    return report

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from mrcnn import model as modellib
+from mrcnn.config import Config
+from mrcnn.weights import layers_with_weights
+
+
+class Coco(Config):
+    NAME = "coco"
+    NUM_CLASSES = 81
+    IMAGES_PER_GPU = 1
+
+
+@pytest.mark.parametrize("backbone,params,weighted", [("resnet101", 64_158_584, 233),
+                                                      ("resnet50", 45_088_120, 131)])
+def test_parameter_count_equals_matterports(backbone, params, weighted, tmp_path):
+    config = type("C", (Coco,), {"BACKBONE": backbone})()
+    model = modellib.MaskRCNN("inference", config, str(tmp_path))
+    assert model.keras_model.count_params() == params
+    assert len(layers_with_weights(model.keras_model)) == weighted
+
+
+def test_layer_names_are_matterports(tmp_path, tiny_config):
+    km = modellib.MaskRCNN("training", tiny_config, str(tmp_path)).keras_model
+    names = {layer.name for layer in km.layers}
+    expected = {"conv1", "bn_conv1", "res2a_branch2a", "bn2a_branch2a", "res2a_branch1",
+                "bn2a_branch1", "res4f_branch2c", "res5c_branch2c", "res4f_out", "fpn_c5p5",
+                "fpn_c2p2", "fpn_p2", "fpn_p5", "fpn_p6", "fpn_p5upsampled", "fpn_p4add",
+                "rpn_model", "rpn_class_logits", "rpn_class", "rpn_bbox", "ROI",
+                "proposal_targets", "roi_align_classifier", "roi_align_mask", "pool_squeeze",
+                "mrcnn_class_conv1", "mrcnn_class_bn1", "mrcnn_class_conv2", "mrcnn_class_bn2",
+                "mrcnn_class_logits", "mrcnn_class", "mrcnn_bbox_fc", "mrcnn_bbox",
+                "mrcnn_mask_conv1", "mrcnn_mask_bn4", "mrcnn_mask_deconv", "mrcnn_mask",
+                "output_rois", "anchors", "input_image", "input_image_meta", "input_rpn_match",
+                "input_rpn_bbox", "input_gt_class_ids", "input_gt_boxes", "input_gt_masks"}
+    assert expected <= names
+    rpn = km.get_layer("rpn_model")
+    assert {"rpn_conv_shared", "rpn_class_raw", "rpn_bbox_pred"} <= {x.name for x in rpn.layers}
+    assert "res4g_out" not in names  # resnet50 has blocks a..f in stage 4
+
+
+def test_detect_on_images_of_different_sizes(tmp_path, tiny_config):
+    tiny_config.IMAGE_RESIZE_MODE = "pad64"
+    tiny_config.DETECTION_MIN_CONFIDENCE = 0.0
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (100, 150, 3), dtype=np.uint8),
+              rng.integers(0, 255, (128, 90), dtype=np.uint8)]
+    results = model.detect(images)
+    assert len(results) == 2
+    for image, r in zip(images, results):
+        n = len(r["class_ids"])
+        assert n > 0  # random weights, no confidence threshold
+        assert r["rois"].shape == (n, 4) and r["rois"].dtype == np.int32
+        assert r["scores"].shape == (n,) and r["class_ids"].dtype == np.int32
+        assert r["masks"].shape == image.shape[:2] + (n,) and r["masks"].dtype == bool
+        assert (r["rois"][:, :2] >= 0).all()
+        assert (r["rois"][:, 2] <= image.shape[0]).all()
+        assert (r["rois"][:, 3] <= image.shape[1]).all()
+        assert ((r["class_ids"] > 0) & (r["class_ids"] < 4)).all()
+
+
+def test_batch_sizes_one_two_three_share_one_model(tmp_path, tiny_config):
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    image = np.full((128, 128, 3), 100, np.uint8)
+    for n in (1, 2, 3):
+        assert len(model.detect([image] * n)) == n
+
+
+def test_run_graph_reads_named_intermediates(tmp_path, tiny_config):
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    out = model.run_graph([np.zeros((128, 128, 3), np.uint8)],
+                          [("proposals", "ROI"), ("res4", "res4f_out"), ("p2", "fpn_p2")])
+    assert out["proposals"].shape == (1, tiny_config.POST_NMS_ROIS_INFERENCE, 4)
+    assert out["res4"].shape == (1, 8, 8, 1024) and out["p2"].shape == (1, 32, 32, 256)

@@ -112,7 +112,8 @@ def build_training_model(config):
     input_gt_masks [batch, h, w, MAX_GT_INSTANCES] bool (mini masks when USE_MINI_MASK), and
     input_roi [batch, POST_NMS_ROIS_TRAINING, 4] pixels when USE_RPN_ROIS is False.
     Outputs: the tensors named in TRAINING_OUTPUTS, in that order; mrcnn.losses turns them into
-    the five losses.
+    the five losses. Unlike matterport, mrcnn_mask covers only the first
+    int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) ROIs, where all positive ROIs are.
     """
     _check_image_shape(config)
     input_image, input_image_meta = _image_inputs(config)
@@ -156,7 +157,11 @@ def build_training_model(config):
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **kw)
-    mrcnn_mask = build_fpn_mask_graph(rois, mrcnn_feature_maps, input_image_meta,
+    # DetectionTargetLayer puts the positive ROIs first, so the first int(T * ratio) rows hold
+    # every ROI that has a mask target: the mask head runs on those only (its loss ignores the
+    # rest), about a third of matterport's mask-head work in training.
+    mask_rows = max(int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO), 1)
+    mrcnn_mask = build_fpn_mask_graph(rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
     output_rois = KL.Identity(name="output_rois")(rois)
     outputs = [rpn_class_logits, rpn_class, rpn_bbox, mrcnn_class_logits, mrcnn_class,

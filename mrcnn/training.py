@@ -70,6 +70,7 @@ def compute_losses(inputs, outputs):
     """The five losses from the training model's inputs (dict) and outputs (TRAINING_OUTPUTS
     order). Returns a dict loss name -> scalar."""
     o = dict(zip(TRAINING_OUTPUTS, outputs))
+    mask_rows = tf.shape(o["mrcnn_mask"])[1]  # the mask head sees the first ROIs only
     roi_valid = tf.reduce_sum(tf.abs(o["output_rois"]), axis=-1) > 0
     active = active_class_ids_from_meta(tf.cast(inputs["input_image_meta"], tf.float32))
     return {
@@ -81,7 +82,8 @@ def compute_losses(inputs, outputs):
                                                      o["mrcnn_class_logits"], active, roi_valid),
         "mrcnn_bbox_loss": L.mrcnn_bbox_loss_graph(o["target_bbox"], o["target_class_ids"],
                                                    o["mrcnn_bbox"]),
-        "mrcnn_mask_loss": L.mrcnn_mask_loss_graph(o["target_mask"], o["target_class_ids"],
+        "mrcnn_mask_loss": L.mrcnn_mask_loss_graph(o["target_mask"][:, :mask_rows],
+                                                   o["target_class_ids"][:, :mask_rows],
                                                    o["mrcnn_mask"]),
     }
 

@@ -1,0 +1,173 @@
+"""COCO sample on a small COCO-format dataset written by the test."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pycocotools")
+
+from pycocotools import mask as mask_utils  # noqa: E402
+from pycocotools.coco import COCO  # noqa: E402
+from pycocotools.cocoeval import COCOeval  # noqa: E402
+
+from mrcnn import evaluation  # noqa: E402
+from mrcnn.ops.masks import extract_bboxes  # noqa: E402
+from samples.coco.coco import CocoDataset, evaluate_coco  # noqa: E402
+
+H, W = 40, 50
+
+
+def _rle(mask):
+    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    r["counts"] = r["counts"].decode("ascii")
+    return r
+
+
+def _uncompressed_rle(mask):
+    flat = mask.astype(np.uint8).flatten(order="F")
+    counts, current, run = [], 0, 0
+    for v in flat:
+        if v != current:
+            counts.append(run)
+            current, run = v, 0
+        run += 1
+    counts.append(run)
+    return {"size": [H, W], "counts": counts}
+
+
+def _box(mask):
+    y1, x1, y2, x2 = extract_bboxes(mask[..., None])[0]
+    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
+
+
+@pytest.fixture
+def coco_dir(tmp_path):
+    import skimage.io
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "val2017").mkdir()
+    masks = {}
+    m = np.zeros((H, W), bool)
+    m[5:15, 5:20] = True  # drawn as a polygon below
+    masks[1] = m
+    m = np.zeros((H, W), bool)
+    m[20:35, 10:30] = True
+    m[25:30, 15:20] = False  # a hole: only RLE can say this
+    masks[2] = m
+    m = np.zeros((H, W), bool)
+    m[2:12, 30:45] = True
+    masks[3] = m
+    crowd = np.zeros((H, W), bool)
+    crowd[20:38, 32:48] = True
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0,
+         "segmentation": [[5, 5, 20, 5, 20, 15, 5, 15]], "area": 150.0, "bbox": [5, 5, 15, 10]},
+        {"id": 2, "image_id": 1, "category_id": 7, "iscrowd": 0, "segmentation": _rle(masks[2]),
+         "area": float(masks[2].sum()), "bbox": _box(masks[2])},
+        {"id": 3, "image_id": 2, "category_id": 3, "iscrowd": 0,
+         "segmentation": _uncompressed_rle(masks[3]), "area": float(masks[3].sum()),
+         "bbox": _box(masks[3])},
+        {"id": 4, "image_id": 2, "category_id": 7, "iscrowd": 1,
+         "segmentation": _uncompressed_rle(crowd), "area": float(crowd.sum()),
+         "bbox": _box(crowd)},
+    ]
+    images = [{"id": i, "file_name": f"{i:012d}.png", "height": H, "width": W}
+              for i in (1, 2, 3)]
+    for info in images:
+        skimage.io.imsave(str(tmp_path / "val2017" / info["file_name"]),
+                          np.full((H, W, 3), 90, np.uint8), check_contrast=False)
+    cats = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return tmp_path, masks, crowd
+
+
+def _load(coco_dir):
+    ds = CocoDataset()
+    coco = ds.load_coco(str(coco_dir), "val", year=2017, return_coco=True)
+    ds.prepare()
+    return ds, coco
+
+
+def test_loads_polygons_rle_crowds_and_empty_images(coco_dir):
+    path, masks, crowd = coco_dir
+    ds, _ = _load(path)
+    assert ds.num_images == 3 and ds.num_classes == 3
+    assert ds.class_names == ["BG", "cat", "dog"]
+    m, ids = ds.load_mask(0)
+    assert ids.tolist() == [1, 2] and m.dtype == bool and m.shape == (H, W, 2)
+    assert abs(int(m[..., 0].sum()) - 150) <= 30  # polygon rasterization
+    np.testing.assert_array_equal(m[..., 1], masks[2])
+    m, ids = ds.load_mask(1)
+    assert ids.tolist() == [1, -2]  # the crowd has a negative class id
+    np.testing.assert_array_equal(m[..., 0], masks[3])
+    np.testing.assert_array_equal(m[..., 1], crowd)
+    m, ids = ds.load_mask(2)
+    assert m.shape == (H, W, 0) and ids.size == 0
+    assert ds.load_image(2).shape == (H, W, 3)
+
+
+class GroundTruthModel:
+    """detect() returns an image's ground truth (crowds excluded), optionally perturbed."""
+
+    def __init__(self, dataset, shift=0, scores=None):
+        self.dataset, self.shift, self.scores = dataset, shift, scores
+        self.index = {}
+
+    def detect(self, images):
+        image_id = self.index_of(images[0])
+        m, ids = self.dataset.load_mask(image_id)
+        keep = ids > 0
+        m, ids = m[..., keep], ids[keep]
+        if self.shift:
+            m = np.roll(m, self.shift, axis=1)
+        scores = np.linspace(0.9, 0.5, len(ids)) if self.scores is None else self.scores[:len(ids)]
+        return [{"rois": extract_bboxes(m), "class_ids": ids, "scores": scores, "masks": m}]
+
+    def index_of(self, image):
+        # The test images are identical: track calls in order instead.
+        n = self.index.setdefault("n", 0)
+        self.index["n"] = n + 1
+        return n % self.dataset.num_images
+
+
+def test_ground_truth_as_predictions_scores_one(coco_dir):
+    path, _, _ = coco_dir
+    ds, coco = _load(path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        stats = evaluate_coco(GroundTruthModel(ds), ds, coco, "both", verbose=0)
+    assert stats["bbox"]["AP"] == pytest.approx(1.0)
+    assert stats["segm"]["AP"] == pytest.approx(1.0)
+
+
+def test_in_memory_ground_truth_matches_direct_cocoeval_on_the_file(coco_dir):
+    path, _, _ = coco_dir
+    ds, _ = _load(path)
+    model = GroundTruthModel(ds, shift=2)
+    ours = evaluation.evaluate_dataset(model, ds, verbose=0)
+    # The same detections, evaluated by pycocotools directly against the JSON file.
+    model = GroundTruthModel(ds, shift=2)
+    results = []
+    for image_id in ds.image_ids:
+        r = model.detect([None])[0]
+        results += evaluation.detections_to_coco(ds, ds.image_info[image_id]["id"], r)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(path / "annotations" / "instances_val2017.json"))
+        ev = COCOeval(gt, gt.loadRes(results), "segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    for k, name in enumerate(["AP", "AP50", "AP75"]):
+        assert ours["coco_segm"][name] == pytest.approx(ev.stats[k], abs=1e-9), name
+    assert 0 < ours["coco_segm"]["AP"] < 1
+
+
+def test_download_and_missing_files_fail_clearly(coco_dir):
+    path, _, _ = coco_dir
+    with pytest.raises(RuntimeError, match="does not download"):
+        CocoDataset().load_coco(str(path), "train", year=2017, auto_download=True)
+    with pytest.raises(FileNotFoundError, match="instances_train2014.json"):
+        CocoDataset().load_coco(str(path), "train")

@@ -22,5 +22,5 @@ setup(
     packages=find_packages(include=["mrcnn", "mrcnn.*"]),
     python_requires=">=3.9",
     install_requires=read_requirements(),
-    extras_require={"test": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={"test": ["pytest>=7", "ruff>=0.5", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"]},
 )

@@ -19,9 +19,19 @@ def smooth_l1_loss(y_true, y_pred):
 
 
 def _masked_mean(values, weights):
+    """sum(values * weights) / sum(weights), the denominator summed over all replicas.
+
+    Under tf.distribute each replica returns its share of the global-batch mean, so the sum of
+    the replicas' losses (and of their gradients) is exactly the single-device value. Outside
+    a strategy this is the plain weighted mean.
+    """
     values = tf.cast(values, tf.float32)
     weights = tf.cast(weights, tf.float32)
-    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
+    total = tf.reduce_sum(weights)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), total)
 
 
 def rpn_class_loss_graph(rpn_match, rpn_class_logits):

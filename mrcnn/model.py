@@ -76,6 +76,17 @@ def log2_graph(x):
     return tf.math.log(x) / tf.math.log(2.0)
 
 
+def default_strategy(config):
+    """MirroredStrategy over the first GPU_COUNT GPUs when GPU_COUNT > 1, else TF's default."""
+    if config.GPU_COUNT <= 1:
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) < config.GPU_COUNT:
+        raise ValueError(f"GPU_COUNT = {config.GPU_COUNT} but {len(gpus)} GPU(s) are visible; "
+                         "pass strategy= to use other devices")
+    return tf.distribute.MirroredStrategy([g.name for g in gpus[:config.GPU_COUNT]])
+
+
 class MaskRCNN:
     """Mask R-CNN: builds the Keras model and trains it or runs detection.
 
@@ -83,7 +94,12 @@ class MaskRCNN:
     their log directories and checkpoints. The Keras model is self.keras_model.
     """
 
-    def __init__(self, mode, config, model_dir):
+    def __init__(self, mode, config, model_dir, strategy=None):
+        """strategy: a tf.distribute strategy to build and train under. Default: a
+        MirroredStrategy over the first GPU_COUNT GPUs when GPU_COUNT > 1, else none. For
+        several machines pass tf.distribute.MultiWorkerMirroredStrategy() (TF_CONFIG set) and
+        set GPU_COUNT to the total number of replicas; IMAGES_PER_GPU is the per-replica batch.
+        """
         if mode not in ("training", "inference"):
             raise ValueError(f"mode must be 'training' or 'inference', got {mode!r}")
         if not config.NAME:
@@ -93,8 +109,10 @@ class MaskRCNN:
         self.config = config
         self.model_dir = model_dir
         self._anchor_cache = {}
+        self.strategy = strategy if strategy is not None else default_strategy(config)
         self.set_log_dir()
-        self.keras_model = self.build(mode=mode, config=config)
+        with self.strategy.scope():
+            self.keras_model = self.build(mode=mode, config=config)
 
     def build(self, mode, config):
         """Builds the functional Keras model of the given mode."""
@@ -169,11 +187,12 @@ class MaskRCNN:
 
     def compile(self, learning_rate, momentum):
         """SGD with momentum and per-weight gradient norm clipping; losses in the train step."""
-        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
-                                         clipnorm=self.config.GRADIENT_CLIP_NORM)
-        self.trainer = training.TrainingModel(self.keras_model, self.config.LOSS_WEIGHTS,
-                                              self.config.WEIGHT_DECAY)
-        self.trainer.compile(optimizer=optimizer, jit_compile=False)
+        with self.strategy.scope():
+            optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                                             clipnorm=self.config.GRADIENT_CLIP_NORM)
+            self.trainer = training.TrainingModel(self.keras_model, self.config.LOSS_WEIGHTS,
+                                                  self.config.WEIGHT_DECAY)
+            self.trainer.compile(optimizer=optimizer, jit_compile=False)
         return self.trainer
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,

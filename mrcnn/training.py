@@ -113,27 +113,40 @@ class TrainingModel(keras.Model):
         return list(self.trackers.values())
 
     def _total_loss(self, inputs, training):
+        """This replica's share of the global-batch loss (see losses._masked_mean), and the
+        per-loss values."""
         outputs = self.net(inputs, training=training)
         parts = compute_losses(inputs, outputs)
         total = tf.add_n([parts[k] * self.loss_weights[k] for k in LOSS_NAMES])
-        total = total + L.l2_weight_decay(self.net.trainable_weights, self.weight_decay)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # Every replica adds the decay of the same (mirrored) weights: count it once in total.
+        total = total + L.l2_weight_decay(self.net.trainable_weights, self.weight_decay) / replicas
         return total, parts
 
     def _record(self, total, parts):
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Replicas hold shares of the global values: report their sums.
+            total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+            parts = {k: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v) for k, v in parts.items()}
         self.trackers["loss"].update_state(total)
         for k, v in parts.items():
             self.trackers[k].update_state(v)
         return {k: t.result() for k, t in self.trackers.items()}
 
-    def train_step(self, data):
-        inputs = data[0] if isinstance(data, tuple) else data
+    def compute_gradients(self, inputs):
+        """(total loss share, per-loss shares, gradients) of one step, without applying them.
+        Summed over replicas, these equal the single-device values on the global batch."""
         with tf.GradientTape() as tape:
             total, parts = self._total_loss(inputs, training=True)
-            # Gradients are summed over replicas under tf.distribute: scale so they average.
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.net.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        grads = tape.gradient(total, self.net.trainable_variables)
+        return total, parts, grads
+
+    def train_step(self, data):
+        inputs = data[0] if isinstance(data, tuple) else data
+        total, parts, grads = self.compute_gradients(inputs)
+        # The optimizer sums gradients over replicas (tf.distribute), which is what we want.
+        self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
         return self._record(total, parts)
 
     def test_step(self, data):

@@ -10,7 +10,9 @@ import random
 import numpy as np
 
 __all__ = ["random_colors", "apply_mask", "display_instances", "display_images",
-           "display_top_masks"]
+           "display_top_masks", "display_differences", "draw_rois", "draw_box",
+           "plot_precision_recall", "plot_overlaps", "draw_boxes", "display_table",
+           "display_weight_stats"]
 
 
 def random_colors(N, bright=True, seed=None):
@@ -139,3 +141,207 @@ def display_top_masks(image, mask, class_ids, class_names, limit=4, save_path=No
         titles.append(class_names[class_id] if class_id != -1 else "-")
     return display_images(to_display, titles=titles, cols=limit + 1, cmap="Blues_r",
                           save_path=save_path)
+
+
+def display_differences(image, gt_box, gt_class_id, gt_mask, pred_box, pred_class_id,
+                        pred_score, pred_mask, class_names, title="", ax=None, show_mask=True,
+                        show_box=True, iou_threshold=0.5, score_threshold=0.5, save_path=None):
+    """Ground truth (green) and predictions (red) over one image, captioned with each
+    prediction's score and IoU with its match. Predictions below score_threshold are left out.
+    Returns the Figure."""
+    from mrcnn.evaluation import compute_matches
+
+    gt_match, pred_match, overlaps = compute_matches(
+        gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+        iou_threshold=iou_threshold, score_threshold=score_threshold)
+    keep = np.where(np.asarray(pred_score) >= score_threshold)[0]
+    order = keep[np.argsort(-np.asarray(pred_score)[keep], kind="stable")]
+    pred_box, pred_class_id = np.asarray(pred_box)[order], np.asarray(pred_class_id)[order]
+    pred_score, pred_mask = np.asarray(pred_score)[order], np.asarray(pred_mask)[..., order]
+    colors = [(0, 1, 0, 0.8)] * len(gt_match) + [(1, 0, 0, 1)] * len(pred_match)
+    class_ids = np.concatenate([gt_class_id, pred_class_id])
+    scores = np.concatenate([np.zeros([len(gt_match)]), pred_score])
+    boxes = np.concatenate([gt_box, pred_box])
+    masks = np.concatenate([gt_mask, pred_mask], axis=-1)
+    captions = ["" for _ in gt_match] + [
+        "{} {:.2f} / {:.2f}".format(class_names[int(pred_class_id[i])], pred_score[i],
+                                    overlaps[i, int(pred_match[i])] if pred_match[i] > -1
+                                    else (overlaps[i].max() if overlaps.shape[1] else 0.0))
+        for i in range(len(pred_match))]
+    title = title or "Ground Truth and Detections\n GT=green, pred=red, captions: score/IoU"
+    return display_instances(image, boxes, masks, class_ids, class_names, scores, ax=ax,
+                             show_bbox=show_box, show_mask=show_mask, colors=colors,
+                             captions=captions, title=title, save_path=save_path)
+
+
+def draw_rois(image, rois, refined_rois, mask, class_ids, class_names, limit=10, save_path=None):
+    """Up to `limit` ROIs (dashed) with their refined boxes (solid) and masks; background ROIs
+    in gray. rois, refined_rois: [N, (y1, x1, y2, x2)] pixels. Returns the Figure."""
+    from matplotlib import lines, patches
+
+    fig, ax = _figure(None, (12, 12))
+    masked_image = np.asarray(image).astype(np.float64).copy()
+    ids = np.arange(rois.shape[0], dtype=np.int32)
+    ids = np.random.default_rng(0).choice(ids, limit, replace=False) if len(ids) > limit else ids
+    ax.set_title(f"Showing {len(ids)} random ROIs out of {rois.shape[0]}")
+    ax.set_ylim(image.shape[0] + 20, -20)
+    ax.set_xlim(-50, image.shape[1] + 20)
+    ax.axis("off")
+    colors = random_colors(len(ids))
+    for i, roi_id in enumerate(ids):
+        color = colors[i]
+        class_id = int(class_ids[roi_id])
+        y1, x1, y2, x2 = rois[roi_id]
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2,
+                                       edgecolor=color if class_id else "gray",
+                                       facecolor="none", linestyle="dashed"))
+        if class_id:
+            ry1, rx1, ry2, rx2 = refined_rois[roi_id]
+            ax.add_patch(patches.Rectangle((rx1, ry1), rx2 - rx1, ry2 - ry1, linewidth=2,
+                                           edgecolor=color, facecolor="none"))
+            ax.add_line(lines.Line2D([x1, rx1], [y1, ry1], color=color))
+            ax.text(rx1, ry1 + 8, class_names[class_id], color="w", size=11)
+            if mask is not None:
+                from mrcnn.ops.masks import unmold_mask
+
+                m = unmold_mask(mask[roi_id], rois[roi_id][:4].astype(np.int32), image.shape)
+                masked_image = apply_mask(masked_image, m, color)
+    ax.imshow(masked_image.astype(np.uint8))
+    return _finish(fig, save_path)
+
+
+def draw_box(image, box, color):
+    """Draws a 1-pixel box outline into image [H, W, 3] in place. box: (y1, x1, y2, x2),
+    y2/x2 exclusive; color: 3 values in the image's range. Returns the image."""
+    y1, x1, y2, x2 = (int(v) for v in box)
+    image[y1, x1:x2] = color
+    image[max(y2 - 1, y1), x1:x2] = color
+    image[y1:y2, x1] = color
+    image[y1:y2, max(x2 - 1, x1)] = color
+    return image
+
+
+def plot_precision_recall(AP, precisions, recalls, save_path=None):
+    """The precision-recall curve of compute_ap's outputs. Returns the Figure."""
+    fig, ax = _figure(None, (6, 5))
+    ax.set_title(f"Precision-Recall Curve. AP@50 = {AP:.3f}")
+    ax.set_ylim(0, 1.1)
+    ax.set_xlim(0, 1.1)
+    ax.plot(recalls, precisions)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    return _finish(fig, save_path)
+
+
+def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_names,
+                  threshold=0.5, save_path=None):
+    """Grid of IoUs between predictions (rows) and ground truth (columns); matches with the
+    same class and IoU >= threshold are marked. Returns the Figure."""
+    gt_class_ids = np.asarray(gt_class_ids)
+    pred_class_ids = np.asarray(pred_class_ids)
+    overlaps = np.asarray(overlaps)
+    gt_class_ids = gt_class_ids[gt_class_ids != 0]
+    pred_class_ids = pred_class_ids[pred_class_ids != 0]
+    fig, ax = _figure(None, (12, 10))
+    ax.imshow(overlaps, cmap="Blues") if overlaps.size else None
+    ax.set_yticks(np.arange(len(pred_class_ids)))
+    ax.set_yticklabels([f"{class_names[int(i)]} ({pred_scores[k]:.2f})"
+                        for k, i in enumerate(pred_class_ids)])
+    ax.set_xticks(np.arange(len(gt_class_ids)))
+    ax.set_xticklabels([class_names[int(i)] for i in gt_class_ids], rotation=90)
+    thresh = overlaps.max() / 2.0 if overlaps.size else 0
+    for i in range(overlaps.shape[0]):
+        for j in range(overlaps.shape[1]):
+            text = ""
+            if overlaps[i, j] > threshold:
+                text = "match" if gt_class_ids[j] == pred_class_ids[i] else "wrong"
+            color = "white" if overlaps[i, j] > thresh else ("grey" if overlaps[i, j] > 0
+                                                             else "black")
+            ax.text(j, i, f"{overlaps[i, j]:.3f}\n{text}", ha="center", va="center",
+                    fontsize=9, color=color)
+    ax.set_xlabel("Ground Truth")
+    ax.set_ylabel("Predictions")
+    return _finish(fig, save_path)
+
+
+def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
+               visibilities=None, title="", ax=None, save_path=None):
+    """Boxes (dashed), refined boxes (solid), masks and captions over an image.
+
+    visibilities: per box 0 (skip), 1 (faint) or 2 (clear). Returns the Figure.
+    """
+    from matplotlib import lines, patches
+
+    n = boxes.shape[0] if boxes is not None else refined_boxes.shape[0]
+    fig, ax = _figure(ax, (12, 12))
+    colors = random_colors(n)
+    margin = image.shape[0] // 10
+    ax.set_ylim(image.shape[0] + margin, -margin)
+    ax.set_xlim(-margin, image.shape[1] + margin)
+    ax.axis("off")
+    ax.set_title(title)
+    masked_image = np.asarray(image).astype(np.float64).copy()
+    for i in range(n):
+        visibility = visibilities[i] if visibilities is not None else 1
+        if visibility == 0:
+            continue
+        color = colors[i] if visibility == 2 else "gray"
+        alpha = {1: 0.3, 2: 1}.get(visibility, 0.5)
+        style = "dotted" if visibility == 1 else "solid"
+        if boxes is not None and np.any(boxes[i]):
+            y1, x1, y2, x2 = boxes[i]
+            ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2,
+                                           alpha=alpha, linestyle=style, edgecolor=color,
+                                           facecolor="none"))
+        if refined_boxes is not None and visibility > 0:
+            ry1, rx1, ry2, rx2 = refined_boxes[i].astype(np.int32)
+            ax.add_patch(patches.Rectangle((rx1, ry1), rx2 - rx1, ry2 - ry1, linewidth=2,
+                                           edgecolor=color, facecolor="none"))
+            if boxes is not None:
+                ax.add_line(lines.Line2D([boxes[i][1], rx1], [boxes[i][0], ry1],
+                                         color=color))
+        if captions is not None:
+            y1, x1 = (refined_boxes[i] if refined_boxes is not None else boxes[i])[:2]
+            ax.text(x1, y1, captions[i], size=11, verticalalignment="top", color="w",
+                    bbox={"facecolor": "none", "alpha": 0.5, "pad": 2, "edgecolor": "none"})
+        if masks is not None:
+            masked_image = apply_mask(masked_image, masks[:, :, i], color
+                                      if not isinstance(color, str) else (0.5, 0.5, 0.5))
+    ax.imshow(masked_image.astype(np.uint8))
+    return _finish(fig, save_path)
+
+
+def display_table(table):
+    """Renders rows as an HTML table in Jupyter (plain text elsewhere). Returns the HTML."""
+    html = "<table>" + "".join(
+        "<tr>" + "".join(f"<td>{col}</td>" for col in row) + "</tr>" for row in table
+    ) + "</table>"
+    try:
+        from IPython.display import HTML, display
+
+        display(HTML(html))
+    except ImportError:
+        for row in table:
+            print("\t".join(str(c) for c in row))
+    return html
+
+
+def display_weight_stats(model):
+    """A table of each weight's shape, min, max and std; flags weights that look dead (std
+    near 0) or overflowing (> 1000). model: a MaskRCNN. Returns the rows."""
+    layers = model.get_trainable_layers()
+    table = [["WEIGHT NAME", "SHAPE", "MIN", "MAX", "STD"]]
+    for layer in layers:
+        for w in layer.weights:
+            values = np.asarray(w)
+            name = getattr(w, "path", w.name)
+            alert = ""
+            if values.min() == values.max() and not (layer.__class__.__name__ == "Conv2D"
+                                                     and "bias" in name):
+                alert += "<span style='color:red'>*** dead?</span>"
+            if np.abs(values.min()) > 1000 or np.abs(values.max()) > 1000:
+                alert += "<span style='color:red'>*** Overflow?</span>"
+            table.append([name + alert, str(values.shape), f"{values.min():+9.4f}",
+                          f"{values.max():+10.4f}", f"{values.std():+9.4f}"])
+    display_table(table)
+    return table

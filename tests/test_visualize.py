@@ -36,3 +36,67 @@ def test_apply_mask_blends_only_inside():
     mask[0, 0] = True
     out = apply_mask(image, mask, (1.0, 0.0, 0.0), alpha=0.5)
     assert out[0, 0].tolist() == [127.5, 0, 0] and not out[1:].any()
+
+
+def _png_ok(path):
+    import skimage.io
+
+    out = skimage.io.imread(str(path))
+    assert out.ndim == 3 and out.shape[0] > 50 and out[..., :3].std() > 0
+    return out
+
+
+def test_every_drawing_function_renders_a_png(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mrcnn import evaluation, visualize
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    masks = np.zeros((60, 80, 2), bool)
+    masks[5:25, 5:30, 0] = True
+    masks[30:55, 40:75, 1] = True
+    boxes = np.array([[5, 5, 25, 30], [30, 40, 55, 75]])
+    ids = np.array([1, 2])
+    names = ["BG", "a", "b"]
+    scores = np.array([0.9, 0.6])
+    calls = {
+        "images": lambda p: visualize.display_images([image, image], titles=["x", "y"],
+                                                     save_path=p),
+        "top_masks": lambda p: visualize.display_top_masks(image, masks, ids, names,
+                                                           save_path=p),
+        "differences": lambda p: visualize.display_differences(
+            image, boxes, ids, masks, boxes, ids, scores, masks, names, save_path=p),
+        "rois": lambda p: visualize.draw_rois(image, boxes.astype(float),
+                                              boxes.astype(float) + 1,
+                                              np.ones((2, 28, 28)), ids, names, save_path=p),
+        "pr": lambda p: visualize.plot_precision_recall(
+            *evaluation.compute_ap(boxes, ids, masks, boxes, ids, scores, masks)[:3],
+            save_path=p),
+        "overlaps": lambda p: visualize.plot_overlaps(
+            ids, ids, scores, evaluation.compute_overlaps_masks(masks, masks), names,
+            save_path=p),
+        "boxes": lambda p: visualize.draw_boxes(image, boxes=boxes, refined_boxes=boxes + 2,
+                                                masks=masks, captions=["p", "q"],
+                                                visibilities=[2, 1], save_path=p),
+    }
+    for name, call in calls.items():
+        path = tmp_path / f"{name}.png"
+        fig = call(str(path))
+        assert fig is not None, name
+        _png_ok(path)
+    drawn = visualize.draw_box(np.zeros((10, 10, 3), np.uint8), (2, 2, 8, 8), (255, 0, 0))
+    assert drawn[2, 2:8, 0].all() and drawn[7, 2:8, 0].all() and not drawn[4, 4].any()
+    html = visualize.display_table([["a", 1], ["b", 2]])
+    assert "<td>b</td>" in html
+
+
+def test_display_weight_stats_flags_dead_weights(tmp_path, tiny_config):
+    from mrcnn import model as modellib
+    from mrcnn import visualize
+
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    rows = visualize.display_weight_stats(model)
+    assert rows[0][0] == "WEIGHT NAME" and len(rows) > 300
+    assert any("dead?" in r[0] and "gamma" in r[0] for r in rows[1:])  # BN gamma all ones

@@ -226,18 +226,23 @@ def build_coco_gt(dataset, image_ids, gts):
     return coco
 
 
-def detections_to_coco(dataset, image_id, result):
-    """One image's detect() result -> COCO result dicts (bbox [x, y, w, h], RLE masks, the
-    dataset's source category ids)."""
+def detections_to_coco(dataset, image_id, result, category_of=None):
+    """One image's detect() result -> COCO result dicts (bbox [x, y, w, h], RLE masks).
+
+    Categories are the dataset's source category ids, or category_of(class_id) when given.
+    """
     from pycocotools import mask as mask_utils
 
+    if category_of is None:
+        def category_of(class_id):
+            return _category_id(dataset, class_id)
     out = []
     for k in range(len(result["class_ids"])):
         y1, x1, y2, x2 = (float(v) for v in result["rois"][k])
         rle = mask_utils.encode(np.asfortranarray(result["masks"][:, :, k].astype(np.uint8)))
         rle["counts"] = rle["counts"].decode("ascii")
         out.append({"image_id": int(image_id),
-                    "category_id": _category_id(dataset, result["class_ids"][k]),
+                    "category_id": int(category_of(result["class_ids"][k])),
                     "bbox": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
                     "score": float(result["scores"][k]), "segmentation": rle})
     return out

@@ -158,11 +158,24 @@ class MaskRCNN:
         else:
             weights_io.save_weights_h5(self.keras_model, filepath)
 
-    def get_imagenet_weights(self):
-        """matterport downloaded ResNet50 ImageNet weights here; mrcnn never downloads."""
-        raise RuntimeError(
-            "mrcnn does not download weights. Put resnet50_weights_tf_dim_ordering_tf_kernels_"
-            "notop.h5 on disk and call model.load_weights(path, by_name=True).")
+    def get_imagenet_weights(self, search=None):
+        """Path of the local ImageNet weights for this backbone (never downloads; raises
+        FileNotFoundError naming the file and where to put it). See load_imagenet_weights."""
+        return weights_io.find_imagenet_weights(self.config.BACKBONE, search)
+
+    def load_imagenet_weights(self, filepath=None, verbose=1):
+        """Initialises the backbone from ImageNet ResNet weights: the classic Keras ResNet50
+        notop file (res2a_branch2a names) or keras.applications' ResNet50/101 files
+        (conv2_block1_1_conv names). Default path: get_imagenet_weights()."""
+        import h5py
+
+        filepath = filepath or self.get_imagenet_weights()
+        with h5py.File(filepath, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            names = weights_io._decode(root.attrs.get("layer_names", []))
+        rename = weights_io.keras_applications_name if "conv1_conv" in names else None
+        return weights_io.load_weights(self.keras_model, filepath, by_name=True, rename=rename,
+                                       verbose=verbose)
 
     def set_log_dir(self, model_path=None):
         """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the

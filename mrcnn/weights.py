@@ -17,7 +17,15 @@ import tempfile
 import numpy as np
 
 __all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
-           "layers_with_weights"]
+           "layers_with_weights", "keras_applications_name", "find_imagenet_weights",
+           "IMAGENET_FILES"]
+
+# ResNet ImageNet "notop" files: the classic Keras 2 ResNet50 file (matterport's layer names) and
+# keras.applications' files (conv2_block1_1_conv names) share these file names.
+IMAGENET_FILES = {
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +96,48 @@ def save_weights_h5(model, filepath):
             os.remove(tmp)
 
 
+def keras_applications_name(name):
+    """keras.applications ResNet layer name -> matterport's (None if it has no counterpart).
+
+    conv1_conv -> conv1, conv1_bn -> bn_conv1, conv{s}_block{b}_{k}_conv -> res{s}{x}_branch{y}
+    and _bn -> bn{s}{x}_branch{y}, where x is the b-th letter and y is 1, 2a, 2b, 2c for k =
+    0, 1, 2, 3.
+    """
+    import re
+
+    if name == "conv1_conv":
+        return "conv1"
+    if name == "conv1_bn":
+        return "bn_conv1"
+    m = re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", name)
+    if not m:
+        return None
+    stage, block, k, kind = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+    branch = {0: "1", 1: "2a", 2: "2b", 3: "2c"}[k]
+    prefix = "res" if kind == "conv" else "bn"
+    return f"{prefix}{stage}{chr(96 + block)}_branch{branch}"
+
+
+def find_imagenet_weights(backbone, search=None):
+    """Path of a local ImageNet notop file for the backbone, else FileNotFoundError saying
+    which file to put where. mrcnn never downloads it."""
+    filename = IMAGENET_FILES.get(backbone)
+    if filename is None:
+        raise ValueError(f"no ImageNet weights known for backbone {backbone!r}")
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    search = list(search or []) + [root, os.path.join(root, "..", "shared", "data"),
+                                   os.path.join(os.path.expanduser("~"), ".keras", "models")]
+    for directory in search:
+        path = os.path.join(directory, filename)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f"ImageNet weights {filename} not found; mrcnn does not download them. Put the file "
+        f"in one of: {', '.join(os.path.abspath(d) for d in search)}")
+
+
 def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=False,
-                 verbose=1):
+                 verbose=1, rename=None):
     """Loads a Keras 2 layout h5 file (weights-only or full-model save) into a Keras model.
 
     by_name: match layers by name (layers missing on either side are skipped); otherwise the
@@ -97,6 +145,8 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
     exclude: layer names to leave untouched (implies by_name).
     skip_mismatch: layers whose weight count or shapes differ are skipped with a warning each;
         otherwise WeightsMismatchError lists every such layer with both shapes.
+    rename: optional function file layer name -> model layer name (None: not loaded), e.g.
+        keras_applications_name; implies by_name.
     Returns a LoadReport.
     """
     import h5py
@@ -104,7 +154,7 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
     if not os.path.isfile(filepath):
         raise FileNotFoundError(f"weights file not found: {filepath}")
     exclude = set(exclude or [])
-    by_name = by_name or bool(exclude)
+    by_name = by_name or bool(exclude) or rename is not None
     report = LoadReport(loaded=[], excluded=[], mismatched=[], missing_in_file=[],
                         unused_in_file=[])
     try:
@@ -127,14 +177,16 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
         if by_name:
             index = {layer.name: layer for layer in model_layers}
             pairs = []
+            in_file = set()
             for name, names in file_layers:
-                if name in exclude:
-                    report["excluded"].append(name)
-                elif name in index:
-                    pairs.append((index[name], name, names))
+                target = rename(name) if rename is not None else name
+                in_file.add(target)
+                if target in exclude:
+                    report["excluded"].append(target)
+                elif target in index:
+                    pairs.append((index[target], name, names))
                 else:
                     report["unused_in_file"].append(name)
-            in_file = {name for name, _ in file_layers}
             report["missing_in_file"] = [layer.name for layer in model_layers
                                          if layer.name not in in_file and layer.name not in exclude]
         else:

@@ -74,3 +74,11 @@ def test_run_graph_reads_named_intermediates(tmp_path, tiny_config):
                           [("proposals", "ROI"), ("res4", "res4f_out"), ("p2", "fpn_p2")])
     assert out["proposals"].shape == (1, tiny_config.POST_NMS_ROIS_INFERENCE, 4)
     assert out["res4"].shape == (1, 8, 8, 1024) and out["p2"].shape == (1, 32, 32, 256)
+
+
+def test_repeated_detect_does_not_retrace(tmp_path, tiny_config):
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    images = [np.full((128, 128, 3), v, np.uint8) for v in (10, 200)]
+    for _ in range(3):
+        model.detect(images)
+    assert model._predict_fn.experimental_get_tracing_count() == 1

@@ -110,3 +110,39 @@ def test_missing_and_foreign_files_are_clear(tmp_path, model):
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match="junk.h5"):
         model.load_weights(str(junk))
+
+
+def test_keras_applications_names_map_to_matterports():
+    from mrcnn.weights import keras_applications_name as k
+
+    assert k("conv1_conv") == "conv1" and k("conv1_bn") == "bn_conv1"
+    assert k("conv2_block1_0_conv") == "res2a_branch1"
+    assert k("conv3_block4_3_bn") == "bn3d_branch2c"
+    assert k("conv4_block23_2_conv") == "res4w_branch2b"  # resnet101's last stage-4 block
+    assert k("pool1_pool") is None
+
+
+@pytest.mark.slow
+def test_imagenet_init_from_keras_applications_file(tmp_path):
+    import keras
+
+    from tests.conftest import TinyConfig
+
+    keras.utils.set_random_seed(3)
+    ref = keras.applications.ResNet50(weights=None, include_top=False)
+    path = str(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    ref.save(path)  # Keras' legacy full-model h5: layer_names under model_weights
+    model = modellib.MaskRCNN("inference", TinyConfig(), str(tmp_path / "logs"))
+    assert model.get_imagenet_weights(search=[str(tmp_path)]) == path
+    report = model.load_imagenet_weights(path, verbose=0)
+    assert len(report["loaded"]) == 106  # every resnet50 conv and BatchNorm layer
+    km = model.keras_model
+    for ours, theirs in (("res2a_branch1", "conv2_block1_0_conv"),
+                         ("bn4f_branch2c", "conv4_block6_3_bn"),
+                         ("conv1", "conv1_conv"), ("res5c_branch2b", "conv5_block3_2_conv")):
+        for a, b in zip(km.get_layer(ours).weights, ref.get_layer(theirs).weights):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    from mrcnn.weights import find_imagenet_weights
+
+    with pytest.raises(FileNotFoundError, match="resnet101_weights_tf_dim_ordering.*nowhere"):
+        find_imagenet_weights("resnet101", search=[str(tmp_path / "nowhere")])

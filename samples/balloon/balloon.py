@@ -254,7 +254,10 @@ def main(argv=None):
     weights = resolve_weights(model, args.weights, args.logs)
     exclude = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"] \
         if args.weights == "coco" else None
-    model.load_weights(weights, by_name=True, exclude=exclude)
+    if args.weights == "imagenet":
+        model.load_imagenet_weights(weights)
+    else:
+        model.load_weights(weights, by_name=True, exclude=exclude)
     if args.command == "train":
         train(model, args.dataset, epochs=args.epochs)
     else:

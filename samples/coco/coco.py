@@ -231,7 +231,10 @@ def main(argv=None):
     mode = "training" if args.command == "train" else "inference"
     model = modellib.MaskRCNN(mode=mode, config=config, model_dir=args.logs)
     weights = resolve_weights(model, args.model, args.logs)
-    model.load_weights(weights, by_name=True)
+    if args.model == "imagenet":
+        model.load_imagenet_weights(weights)
+    else:
+        model.load_weights(weights, by_name=True)
 
     if args.command == "train":
         import imgaug.augmenters as iaa

@@ -63,7 +63,6 @@ def case_inference(backbone, size, batch, warmup, runs):
 
 
 def case_training(backbone, size, batch, layers, warmup, runs):
-    import numpy as np
 
     from mrcnn import model as modellib
     from mrcnn.data_generator import DataGenerator

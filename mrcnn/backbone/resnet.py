@@ -15,33 +15,8 @@ def _bn(name, train_bn):
     return BatchNorm(frozen=not train_bn, name=name)
 
 
-def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True):
-    """Bottleneck block whose shortcut is the identity.
-
-    input_tensor: [batch, h, w, filters[2]]; kernel_size: of the middle conv; filters: the three
-    conv widths; stage, block: used in layer names (res{stage}{block}_branch2a, ...).
-    train_bn: False freezes the block's BatchNorm layers (see graph_utils.BatchNorm).
-    """
-    nb_filter1, nb_filter2, nb_filter3 = filters
-    conv_name_base = f"res{stage}{block}_branch"
-    bn_name_base = f"bn{stage}{block}_branch"
-    x = KL.Conv2D(nb_filter1, (1, 1), name=conv_name_base + "2a", use_bias=use_bias)(input_tensor)
-    x = _bn(bn_name_base + "2a", train_bn)(x)
-    x = KL.Activation("relu")(x)
-    x = KL.Conv2D(nb_filter2, (kernel_size, kernel_size), padding="same",
-                  name=conv_name_base + "2b", use_bias=use_bias)(x)
-    x = _bn(bn_name_base + "2b", train_bn)(x)
-    x = KL.Activation("relu")(x)
-    x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name_base + "2c", use_bias=use_bias)(x)
-    x = _bn(bn_name_base + "2c", train_bn)(x)
-    x = KL.Add()([x, input_tensor])
-    return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
-
-
-def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True):
-    """Bottleneck block with a strided 1x1 conv shortcut (res{stage}{block}_branch1)."""
+def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn):
+    """The 1x1 -> kxk -> 1x1 main branch (res{stage}{block}_branch2a/2b/2c), before the add."""
     nb_filter1, nb_filter2, nb_filter3 = filters
     conv_name_base = f"res{stage}{block}_branch"
     bn_name_base = f"bn{stage}{block}_branch"
@@ -54,10 +29,31 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     x = _bn(bn_name_base + "2b", train_bn)(x)
     x = KL.Activation("relu")(x)
     x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name_base + "2c", use_bias=use_bias)(x)
-    x = _bn(bn_name_base + "2c", train_bn)(x)
-    shortcut = KL.Conv2D(nb_filter3, (1, 1), strides=strides, name=conv_name_base + "1",
+    return _bn(bn_name_base + "2c", train_bn)(x)
+
+
+def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
+                   train_bn=True):
+    """Bottleneck block whose shortcut is the identity.
+
+    input_tensor: [batch, h, w, filters[2]]; kernel_size: of the middle conv; filters: the three
+    conv widths; stage, block: used in layer names (res{stage}{block}_branch2a, ...).
+    train_bn: False freezes the block's BatchNorm layers (see graph_utils.BatchNorm).
+    """
+    x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
+                    train_bn)
+    x = KL.Add()([x, input_tensor])
+    return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
+
+
+def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
+               train_bn=True):
+    """Bottleneck block with a strided 1x1 conv shortcut (res{stage}{block}_branch1)."""
+    x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
+                    train_bn)
+    shortcut = KL.Conv2D(filters[2], (1, 1), strides=strides, name=f"res{stage}{block}_branch1",
                          use_bias=use_bias)(input_tensor)
-    shortcut = _bn(bn_name_base + "1", train_bn)(shortcut)
+    shortcut = _bn(f"bn{stage}{block}_branch1", train_bn)(shortcut)
     x = KL.Add()([x, shortcut])
     return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
 

@@ -102,72 +102,52 @@ def non_max_suppression(boxes, scores, threshold):
     return np.array(pick, dtype=np.int32)
 
 
-def apply_box_deltas(boxes, deltas):
-    """Applies deltas to boxes (NumPy). boxes: [N, (y1, x1, y2, x2)]; deltas: [N, (dy, dx,
-    log(dh), log(dw))]. Returns float boxes [N, 4] in the boxes' frame."""
-    boxes = np.asarray(boxes, dtype=np.float32)
-    deltas = np.asarray(deltas, dtype=np.float32)
+def _apply_deltas(boxes, deltas, exp, stack):
     height = boxes[..., 2] - boxes[..., 0]
     width = boxes[..., 3] - boxes[..., 1]
     center_y = boxes[..., 0] + 0.5 * height + deltas[..., 0] * height
     center_x = boxes[..., 1] + 0.5 * width + deltas[..., 1] * width
-    height = height * np.exp(deltas[..., 2])
-    width = width * np.exp(deltas[..., 3])
+    height = height * exp(deltas[..., 2])
+    width = width * exp(deltas[..., 3])
     y1 = center_y - 0.5 * height
     x1 = center_x - 0.5 * width
-    return np.stack([y1, x1, y1 + height, x1 + width], axis=-1)
+    return stack([y1, x1, y1 + height, x1 + width], axis=-1)
+
+
+def apply_box_deltas(boxes, deltas):
+    """Applies deltas to boxes (NumPy). boxes: [N, (y1, x1, y2, x2)]; deltas: [N, (dy, dx,
+    log(dh), log(dw))]. Returns float boxes [N, 4] in the boxes' frame."""
+    return _apply_deltas(np.asarray(boxes, dtype=np.float32),
+                         np.asarray(deltas, dtype=np.float32), np.exp, np.stack)
 
 
 def apply_box_deltas_graph(boxes, deltas):
     """Applies deltas to boxes (TensorFlow). boxes, deltas: [..., 4] -> [..., 4]."""
-    height = boxes[..., 2] - boxes[..., 0]
-    width = boxes[..., 3] - boxes[..., 1]
-    center_y = boxes[..., 0] + 0.5 * height + deltas[..., 0] * height
-    center_x = boxes[..., 1] + 0.5 * width + deltas[..., 1] * width
-    height = height * tf.exp(deltas[..., 2])
-    width = width * tf.exp(deltas[..., 3])
-    y1 = center_y - 0.5 * height
-    x1 = center_x - 0.5 * width
-    return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1, name="apply_box_deltas_out")
+    return _apply_deltas(boxes, deltas, tf.exp, tf.stack)
+
+
+def _refinement(box, gt_box, log, stack):
+    """(dy, dx, log(dh), log(dw)) from box to gt_box, with the array library's log/stack."""
+    height = box[..., 2] - box[..., 0]
+    width = box[..., 3] - box[..., 1]
+    gt_height = gt_box[..., 2] - gt_box[..., 0]
+    gt_width = gt_box[..., 3] - gt_box[..., 1]
+    dy = (gt_box[..., 0] + 0.5 * gt_height - box[..., 0] - 0.5 * height) / height
+    dx = (gt_box[..., 1] + 0.5 * gt_width - box[..., 1] - 0.5 * width) / width
+    return stack([dy, dx, log(gt_height / height), log(gt_width / width)], axis=-1)
 
 
 def box_refinement(box, gt_box):
     """Deltas that turn box into gt_box (NumPy). box, gt_box: [N, (y1, x1, y2, x2)], both with
     positive size. Returns [N, (dy, dx, log(dh), log(dw))]."""
-    box = np.asarray(box, dtype=np.float32)
-    gt_box = np.asarray(gt_box, dtype=np.float32)
-    height = box[..., 2] - box[..., 0]
-    width = box[..., 3] - box[..., 1]
-    center_y = box[..., 0] + 0.5 * height
-    center_x = box[..., 1] + 0.5 * width
-    gt_height = gt_box[..., 2] - gt_box[..., 0]
-    gt_width = gt_box[..., 3] - gt_box[..., 1]
-    gt_center_y = gt_box[..., 0] + 0.5 * gt_height
-    gt_center_x = gt_box[..., 1] + 0.5 * gt_width
-    dy = (gt_center_y - center_y) / height
-    dx = (gt_center_x - center_x) / width
-    dh = np.log(gt_height / height)
-    dw = np.log(gt_width / width)
-    return np.stack([dy, dx, dh, dw], axis=-1)
+    return _refinement(np.asarray(box, dtype=np.float32), np.asarray(gt_box, dtype=np.float32),
+                       np.log, np.stack)
 
 
 def box_refinement_graph(box, gt_box):
     """Deltas that turn box into gt_box (TensorFlow). [..., 4] -> [..., 4]."""
-    box = tf.cast(box, tf.float32)
-    gt_box = tf.cast(gt_box, tf.float32)
-    height = box[..., 2] - box[..., 0]
-    width = box[..., 3] - box[..., 1]
-    center_y = box[..., 0] + 0.5 * height
-    center_x = box[..., 1] + 0.5 * width
-    gt_height = gt_box[..., 2] - gt_box[..., 0]
-    gt_width = gt_box[..., 3] - gt_box[..., 1]
-    gt_center_y = gt_box[..., 0] + 0.5 * gt_height
-    gt_center_x = gt_box[..., 1] + 0.5 * gt_width
-    dy = (gt_center_y - center_y) / height
-    dx = (gt_center_x - center_x) / width
-    dh = tf.math.log(gt_height / height)
-    dw = tf.math.log(gt_width / width)
-    return tf.stack([dy, dx, dh, dw], axis=-1)
+    return _refinement(tf.cast(box, tf.float32), tf.cast(gt_box, tf.float32), tf.math.log,
+                       tf.stack)
 
 
 def clip_boxes_graph(boxes, window):

@@ -29,6 +29,8 @@ class ShapesTrainConfig(ShapesConfig):
     """ShapesConfig sized for training from scratch on a CPU in minutes."""
 
     BACKBONE = "resnet50"
+    TOP_DOWN_PYRAMID_SIZE = 128  # half-width FPN, RPN input and heads: cheaper steps
+    FPN_CLASSIF_FC_LAYERS_SIZE = 512
     IMAGES_PER_GPU = 4
     TRAIN_BN = True  # from scratch, BatchNorm must learn (batches of 4 images)
     LEARNING_RATE = 0.01
@@ -51,11 +53,11 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=7, help="training epochs (default 7)")
+    p.add_argument("--epochs", type=int, default=9, help="training epochs (default 9)")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help=f"default {ShapesTrainConfig.STEPS_PER_EPOCH}")
-    p.add_argument("--lr-drop-epochs", type=int, default=2,
-                   help="the last N epochs train at a tenth of the learning rate (default 2)")
+    p.add_argument("--lr-drop-epochs", type=int, default=3,
+                   help="the last N epochs train at a tenth of the learning rate (default 3)")
     p.add_argument("--train-images", type=int, default=2000)
     p.add_argument("--val-images", type=int, default=50)
     p.add_argument("--weights", default=None,

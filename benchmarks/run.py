@@ -154,8 +154,8 @@ def main(argv=None):
             for size in args.sizes:
                 for batch in args.batches:
                     cases.append({"kind": "torchvision", "size": size, "batch": batch})
-        except ImportError:
-            print("torchvision not installed: no comparison")
+        except Exception as e:  # absent, or installed without its compiled ops
+            print(f"torchvision unavailable ({type(e).__name__}: {e}): no comparison")
     if args.only in (None, "training"):
         for layers in ("heads", "all"):
             cases.append({"kind": "training", "backbone": "resnet50", "size": 512, "batch": 2,

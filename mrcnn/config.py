@@ -14,6 +14,7 @@ are new in mrcnn are marked "mrcnn:" below.
 """
 
 import copy
+import inspect
 import math
 
 import numpy as np
@@ -138,6 +139,12 @@ class Config:
     SKIP_EMPTY_IMAGES = False
 
     def __init__(self):
+        # A function assigned as a class attribute would bind to the instance: keep it plain.
+        for name in ("BACKBONE", "COMPUTE_BACKBONE_SHAPE"):
+            value = inspect.getattr_static(self, name)
+            if isinstance(value, staticmethod):
+                value = value.__func__
+            setattr(self, name, value)
         # Copy mutable class attributes so that instances never share them.
         for name in ("LOSS_WEIGHTS", "MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
                      "BACKBONE_STRIDES", "RPN_ANCHOR_RATIOS", "MASK_SHAPE"):

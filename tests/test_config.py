@@ -89,3 +89,16 @@ def test_display_prints_every_attribute(capsys):
     out = capsys.readouterr().out
     for name in MATTERPORT_DEFAULTS:
         assert name in out
+
+
+def _backbone(input_image, stage5=True, train_bn=True):
+    return [input_image] * 5
+
+
+def test_callable_backbone_stays_unbound():
+    cfg = type("Callable", (Coco,), {"BACKBONE": _backbone,
+                                     "COMPUTE_BACKBONE_SHAPE": lambda shape: [[1, 1]] * 5})()
+    assert cfg.BACKBONE is _backbone and cfg.BACKBONE("x")[0] == "x"
+    assert cfg.COMPUTE_BACKBONE_SHAPE((64, 64)) == [[1, 1]] * 5
+    with pytest.raises(ConfigError, match="COMPUTE_BACKBONE_SHAPE"):
+        type("NoShape", (Coco,), {"BACKBONE": _backbone})()

@@ -44,6 +44,35 @@ class ShapesTrainConfig(ShapesConfig):
     DETECTION_MAX_INSTANCES = 20
 
 
+def mini_backbone(input_image, stage5=True, train_bn=True):
+    """A small ResNet (one bottleneck block per stage, 1/8 of ResNet-50's widths) with
+    matterport's layer names and strides 4..32; a callable BACKBONE for quick CPU runs."""
+    from keras import layers as KL
+
+    from mrcnn.backbone.resnet import _bn, conv_block
+
+    x = KL.ZeroPadding2D((3, 3))(input_image)
+    x = KL.Conv2D(32, (7, 7), strides=(2, 2), name="conv1")(x)
+    x = _bn("bn_conv1", train_bn)(x)
+    x = KL.Activation("relu")(x)
+    c1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    c2 = conv_block(x, 3, [16, 16, 64], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
+    c3 = conv_block(c2, 3, [32, 32, 128], stage=3, block="a", train_bn=train_bn)
+    c4 = conv_block(c3, 3, [64, 64, 256], stage=4, block="a", train_bn=train_bn)
+    c5 = conv_block(c4, 3, [128, 128, 512], stage=5, block="a", train_bn=train_bn)
+    return [c1, c2, c3, c4, c5]
+
+
+def mini_backbone_shapes(image_shape):
+    from mrcnn.ops.anchors import backbone_shapes_from_strides
+
+    return backbone_shapes_from_strides(image_shape, ShapesTrainConfig.BACKBONE_STRIDES)
+
+
+BACKBONES = {"resnet50": ("resnet50", None), "resnet101": ("resnet101", None),
+             "mini": (mini_backbone, mini_backbone_shapes)}
+
+
 class ShapesInferenceConfig(ShapesTrainConfig):
     GPU_COUNT = 1
     IMAGES_PER_GPU = 1
@@ -67,6 +96,10 @@ def parse_args(argv=None):
                    help="directory for run directories and checkpoints")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "shapes"),
                    help="where metrics.json and detections.png go")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
+                   help="mini: a small ResNet for quick CPU runs (default resnet50)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default {ShapesTrainConfig.LEARNING_RATE})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     return p.parse_args(argv)
@@ -99,9 +132,15 @@ def main(argv=None):
     from mrcnn import model as modellib
 
     keras.utils.set_random_seed(args.seed)
-    config = ShapesTrainConfig()
+    backbone, shapes_fn = BACKBONES[args.backbone]
+    overrides = {"BACKBONE": backbone, "COMPUTE_BACKBONE_SHAPE": shapes_fn}
+    if args.lr:
+        overrides["LEARNING_RATE"] = args.lr
     if args.steps_per_epoch:
-        config.STEPS_PER_EPOCH = args.steps_per_epoch
+        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    train_config = type("ShapesTrainConfig", (ShapesTrainConfig,), overrides)
+    infer_config = type("ShapesInferenceConfig", (ShapesInferenceConfig,), overrides)
+    config = train_config()
     train = ShapesDataset()
     train.load_shapes(args.train_images, 128, 128, seed=args.seed)
     train.prepare()
@@ -124,7 +163,7 @@ def main(argv=None):
     steps = (model.epoch - first) * config.STEPS_PER_EPOCH
     train_seconds = time.time() - start
 
-    inference = modellib.MaskRCNN("inference", ShapesInferenceConfig(), args.logs)
+    inference = modellib.MaskRCNN("inference", infer_config(), args.logs)
     checkpoint = inference.find_last()
     inference.load_weights(checkpoint, by_name=True, verbose=0)
     print(f"\nEvaluating {checkpoint} on {len(val.image_ids)} held-out images")
@@ -147,6 +186,7 @@ def main(argv=None):
         "checkpoint": checkpoint,
         "picture": picture,
         "seed": args.seed,
+        "backbone": args.backbone,
     }
     path = os.path.join(args.out, "metrics.json")
     with open(path, "w") as f:

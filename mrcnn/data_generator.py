@@ -160,6 +160,10 @@ class DataGenerator(keras.utils.PyDataset):
                          max_queue_size=max_queue_size)
         if len(dataset.image_ids) == 0:
             raise ValueError("the dataset has no images (did you call prepare()?)")
+        if dataset.num_classes != config.NUM_CLASSES:
+            raise ValueError(f"the dataset has {dataset.num_classes} classes (background "
+                             f"included) but {type(config).__name__}.NUM_CLASSES is "
+                             f"{config.NUM_CLASSES}")
         self.dataset = dataset
         self.config = config
         self.shuffle = shuffle

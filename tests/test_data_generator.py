@@ -32,6 +32,7 @@ class BoxDataset(Dataset):
 
 
 class Cfg(TinyConfig):
+    NUM_CLASSES = 2
     IMAGE_MIN_DIM = 64
     IMAGE_MAX_DIM = 128
     USE_MINI_MASK = False
@@ -48,10 +49,11 @@ def test_load_image_gt_resizes_image_boxes_and_masks():
     ds = _dataset((10, 20, 30, 40))
     image, meta, class_ids, bbox, mask = load_image_gt(ds, Cfg(), 0)
     assert image.shape == (128, 128, 3) and mask.shape == (128, 128, 1)
-    # scale 128/96, padded by (128 - 85) // 2 = 21 rows on top
+    # No scaling (the short side is IMAGE_MIN_DIM already); padded by 32 rows and 16 columns.
     assert class_ids.tolist() == [1]
-    np.testing.assert_allclose(bbox[0], [21 + 13, 27, 21 + 40, 53], atol=1)
-    assert meta[1:4].tolist() == [64, 96, 3] and meta[12:].tolist() == [1, 1, 0, 0]
+    assert bbox[0].tolist() == [42, 36, 62, 56]
+    assert meta[1:4].tolist() == [64, 96, 3] and meta[7:11].tolist() == [32, 16, 96, 112]
+    assert meta[12:].tolist() == [1, 1]
 
 
 def test_augmentation_moves_masks_with_the_image():
@@ -117,7 +119,48 @@ def test_empty_images_are_kept_or_skipped_by_config():
     assert (batch["input_gt_class_ids"][:, 0] == 1).all()
 
 
+def test_class_count_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="2 classes.*NUM_CLASSES is 4"):
+        DataGenerator(_dataset((5, 5, 20, 20)), TinyConfig())
+
+
 def test_matterport_generator_yields_inputs_list():
     ds = _dataset((5, 5, 20, 20))
     inputs, outputs = next(data_generator(ds, Cfg(), batch_size=1))
     assert len(inputs) == 7 and outputs == []
+
+
+def test_loader_is_picklable_and_workers_zero_is_accepted():
+    import pickle
+
+    from samples.shapes.shapes import ShapesDataset
+
+    ds = ShapesDataset()
+    ds.load_shapes(6, 128, 128, seed=0)
+    ds.prepare()
+    gen = DataGenerator(ds, TinyConfig(), batch_size=2, steps=3, seed=5, workers=0)
+    clone = pickle.loads(pickle.dumps(gen))  # what a worker process receives
+    for idx in range(3):
+        a, b = gen[idx][0], clone[idx][0]
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.slow
+def test_multiprocess_loading_gives_the_same_batches():
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    from samples.shapes.shapes import ShapesDataset
+
+    ds = ShapesDataset()
+    ds.load_shapes(8, 128, 128, seed=0)
+    ds.prepare()
+    ref = DataGenerator(ds, TinyConfig(), batch_size=2, steps=4, seed=9)
+    gen = DataGenerator(ds, TinyConfig(), batch_size=2, steps=4, seed=9, workers=2,
+                        use_multiprocessing=True)
+    adapter = PyDatasetAdapter(gen, shuffle=False)
+    batches = list(adapter.get_numpy_iterator())
+    assert len(batches) == 4
+    for idx, (batch,) in enumerate(batches):
+        np.testing.assert_array_equal(batch["input_gt_boxes"], ref[idx][0]["input_gt_boxes"])
+    adapter.on_epoch_end()

@@ -164,3 +164,16 @@ def test_multiprocess_loading_gives_the_same_batches():
     for idx, (batch,) in enumerate(batches):
         np.testing.assert_array_equal(batch["input_gt_boxes"], ref[idx][0]["input_gt_boxes"])
     adapter.on_epoch_end()
+
+
+def test_no_augmentation_sources_are_left_alone():
+    pytest.importorskip("imgaug")
+    import imgaug.augmenters as iaa
+
+    ds = _dataset((10, 20, 30, 40))
+    flipped = DataGenerator(ds, Cfg(), batch_size=1, steps=1, augmentation=iaa.Fliplr(1.0))[0]
+    kept = DataGenerator(ds, Cfg(), batch_size=1, steps=1, augmentation=iaa.Fliplr(1.0),
+                         no_augmentation_sources=["box"])[0]
+    plain = DataGenerator(ds, Cfg(), batch_size=1, steps=1)[0]
+    np.testing.assert_array_equal(kept[0]["input_gt_boxes"], plain[0]["input_gt_boxes"])
+    assert not np.array_equal(flipped[0]["input_gt_boxes"], plain[0]["input_gt_boxes"])

@@ -82,3 +82,17 @@ def test_repeated_detect_does_not_retrace(tmp_path, tiny_config):
     for _ in range(3):
         model.detect(images)
     assert model._predict_fn.experimental_get_tracing_count() == 1
+
+
+def test_detect_molded_uses_the_whole_image(tmp_path, tiny_config):
+    from mrcnn.data_generator import load_image_gt
+    from samples.shapes.shapes import ShapesDataset
+
+    tiny_config.DETECTION_MIN_CONFIDENCE = 0.0
+    ds = ShapesDataset()
+    ds.load_shapes(2, 128, 128, seed=0)
+    ds.prepare()
+    model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    image, meta, *_ = load_image_gt(ds, tiny_config, 0)
+    r = model.detect_molded(modellib.mold_image(image[None], tiny_config), meta[None])[0]
+    assert r["masks"].shape[:2] == (128, 128) and len(r["rois"]) == r["masks"].shape[-1] > 0

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -171,3 +172,30 @@ def test_download_and_missing_files_fail_clearly(coco_dir):
         CocoDataset().load_coco(str(path), "train", year=2017, auto_download=True)
     with pytest.raises(FileNotFoundError, match="instances_train2014.json"):
         CocoDataset().load_coco(str(path), "train")
+
+
+SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
+                                      "data"))
+
+
+def _shared_coco():
+    """(dataset_dir, subset, year) of a COCO-format dataset in ../shared/data, if any."""
+    import glob
+
+    for ann in sorted(glob.glob(os.path.join(SHARED, "*", "annotations", "instances_*.json"))):
+        name = os.path.basename(ann)[len("instances_"):-len(".json")]
+        subset, year = name[:-4], name[-4:]
+        if year.isdigit():
+            return os.path.dirname(os.path.dirname(ann)), subset, year
+    return None
+
+
+@pytest.mark.skipif(_shared_coco() is None, reason="no COCO-format dataset in ../shared/data")
+def test_shared_coco_dataset_counts():
+    directory, subset, year = _shared_coco()
+    ds = CocoDataset()
+    coco = ds.load_coco(directory, subset, year=year, return_coco=True)
+    ds.prepare()
+    assert ds.num_images == len(coco.getImgIds())
+    assert ds.num_classes == len(coco.getCatIds()) + 1
+    assert sum(len(i["annotations"]) for i in ds.image_info) == len(coco.getAnnIds())

@@ -26,9 +26,13 @@ def test_dataset_is_seeded_and_consistent():
         assert mask.sum(-1).max() <= 1
 
 
-# Measured on the CI machine (2 cores): see the README's Results section.
-QUICK_ARGS = ["--epochs", "3", "--lr-drop-epochs", "1", "--steps-per-epoch", "100",
-              "--train-images", "1000", "--val-images", "30", "--seed", "0"]
+# 1400 steps of the mini ResNet-FPN (about 6 minutes on the 2-core CI machine). The default
+# 16-epoch run passes mAP@0.5 0.68 at this step count (measured; README), so 0.5 leaves
+# margin for seeds and machines while any real regression falls far below it.
+QUICK_ARGS = ["--backbone", "mini", "--epochs", "7", "--lr-drop-epochs", "1",
+              "--steps-per-epoch", "200", "--train-images", "2000", "--val-images", "30",
+              "--seed", "0"]
+QUICK_STEPS = 1400
 QUICK_THRESHOLD = 0.5
 
 
@@ -43,7 +47,7 @@ def test_short_seeded_training_reaches_map_threshold(tmp_path, capsys):
     with open(out[-1]) as f:
         saved = json.load(f)
     assert saved["mask_mAP50"] == summary["mask_mAP50"]
-    assert saved["steps"] == 300 and os.path.isfile(saved["picture"])
+    assert saved["steps"] == QUICK_STEPS and os.path.isfile(saved["picture"])
     assert 0 <= saved["coco_mask_AP"] <= 1
     print(f"quick shapes run: mask mAP@0.5 = {saved['mask_mAP50']:.3f}")
     assert saved["mask_mAP50"] >= QUICK_THRESHOLD

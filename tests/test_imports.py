@@ -47,3 +47,19 @@ def test_matterport_names_import():
                  "compute_ap_range", "compute_recall", "batch_slice", "download_trained_weights",
                  "norm_boxes", "denorm_boxes", "resize", "COCO_MODEL_URL"]:
         assert hasattr(utils, name), name
+
+
+def test_matterport_visualize_names_import():
+    from mrcnn import visualize
+
+    for name in ["display_images", "random_colors", "apply_mask", "display_instances",
+                 "display_differences", "draw_rois", "draw_box", "display_top_masks",
+                 "plot_precision_recall", "plot_overlaps", "draw_boxes", "display_table",
+                 "display_weight_stats"]:
+        assert callable(getattr(visualize, name)), name
+
+
+def test_importing_visualize_leaves_sys_path_alone():
+    out = _loaded_after("before = list(sys.path)\nimport mrcnn.visualize\n"
+                        "assert sys.path == before", ["IPython"])
+    assert out == "[]"

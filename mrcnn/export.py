@@ -19,7 +19,8 @@ import tensorflow as tf
 from mrcnn.ops.anchors import generate_pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
-__all__ = ["export_saved_model", "mold_images_graph", "unmold_detections_graph"]
+__all__ = ["export_saved_model", "mold_images_graph", "unmold_detections_graph",
+           "convert_to_tflite"]
 
 
 def _resize_scale(h, w, min_dim, max_dim, min_scale, mode):
@@ -156,3 +157,22 @@ def export_saved_model(model, export_dir, verbose=False):
         tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     archive.write_out(export_dir, verbose=verbose)
     return export_dir
+
+
+def convert_to_tflite(saved_model_dir, tflite_path, select_tf_ops=True):
+    """Converts an exported SavedModel's `serve` endpoint to TensorFlow Lite.
+
+    TFLite's builtin ops do not cover this graph (CropAndResize, the padded NMS, dynamic image
+    sizes), so select_tf_ops=True (the default) adds TensorFlow ops (the Flex delegate): the
+    .tflite file then needs the select-TF-ops runtime. Returns the path written.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                         signature_keys=["serve"])
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    model = converter.convert()
+    with open(tflite_path, "wb") as f:
+        f.write(model)
+    return tflite_path

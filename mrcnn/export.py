@@ -102,7 +102,8 @@ def unmold_detections_graph(detections, mrcnn_mask, window, molded_hw, original_
     b, n = tf.shape(masks)[0], tf.shape(masks)[1]
     mh, mw = mrcnn_mask.shape[2], mrcnn_mask.shape[3]
     flat = tf.reshape(masks, [-1, mh, mw, 1])
-    y1, x1, y2, x2 = tf.unstack(tf.reshape(px, [-1, 4]), axis=-1)
+    flat_px = tf.reshape(px, [-1, 4])
+    y1, x1, y2, x2 = flat_px[:, 0], flat_px[:, 1], flat_px[:, 2], flat_px[:, 3]
     bh = tf.maximum(y2 - y1, 1.0)
     bw = tf.maximum(x2 - x1, 1.0)
     # Image row y samples mask row (y - y1 + 0.5) * mh / bh - 0.5; crop_and_resize samples

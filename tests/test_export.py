@@ -79,3 +79,15 @@ def test_exported_model_reloads_and_matches_detect(tmp_path):
         union = np.logical_or(a, b).sum()
         if union:
             assert np.logical_and(a, b).sum() / union >= 0.9, k
+
+
+@pytest.mark.slow
+def test_tflite_conversion_needs_select_tf_ops(tmp_path):
+    from mrcnn.export import convert_to_tflite
+
+    model = modellib.MaskRCNN("inference", ExportConfig(), str(tmp_path / "logs"))
+    saved = export_saved_model(model, str(tmp_path / "saved"))
+    with pytest.raises(Exception, match="CropAndResize"):
+        convert_to_tflite(saved, str(tmp_path / "builtin.tflite"), select_tf_ops=False)
+    path = convert_to_tflite(saved, str(tmp_path / "flex.tflite"))
+    assert os.path.getsize(path) > 1_000_000

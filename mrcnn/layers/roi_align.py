@@ -43,7 +43,8 @@ def roi_align_level_graph(feature_map, boxes, box_indices, pool_shape, mode="pap
                                         method="bilinear")
     r = int(sampling_ratio)
     ch, cw = ph * r, pw * r
-    y1, x1, y2, x2 = tf.unstack(boxes, axis=-1)
+    # Slices, not tf.unstack: a level may get no boxes, and TFLite cannot unpack empty tensors.
+    y1, x1, y2, x2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     dy = (y2 - y1) / (2.0 * ch)
     dx = (x2 - x1) / (2.0 * cw)
     # crop_and_resize samples c points from edge to edge; moving each edge in by half a

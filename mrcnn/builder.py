@@ -17,7 +17,6 @@ from mrcnn.layers import (
     ProposalLayer,
     PyramidAnchors,
 )
-from mrcnn.ops.image_meta import META_FIELDS
 
 __all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
            "INFERENCE_OUTPUTS", "train_bn_flag"]
@@ -168,8 +167,3 @@ def build_training_model(config):
                mrcnn_bbox, mrcnn_mask, rpn_rois, output_rois, target_class_ids, target_bbox,
                target_mask]
     return keras.Model(inputs, outputs, name="mask_rcnn")
-
-
-def active_class_ids_from_meta(image_meta):
-    """[batch, NUM_CLASSES] active-class flags out of image metas (tensor slicing)."""
-    return image_meta[:, META_FIELDS["active_class_ids"][0]:]

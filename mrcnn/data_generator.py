@@ -9,7 +9,7 @@ import logging
 import keras
 import numpy as np
 
-from mrcnn.ops.anchors import generate_pyramid_anchors
+from mrcnn.ops.anchors import compute_backbone_shapes, generate_pyramid_anchors
 from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
 from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.ops.masks import extract_bboxes, minimize_mask, resize_mask
@@ -120,8 +120,6 @@ def batch_anchors(config, image_shape):
            tuple(config.RPN_ANCHOR_RATIOS), tuple(config.BACKBONE_STRIDES),
            config.RPN_ANCHOR_STRIDE)
     if key not in _ANCHOR_CACHE:
-        from mrcnn.ops.anchors import compute_backbone_shapes
-
         shapes = compute_backbone_shapes(config, image_shape)
         _ANCHOR_CACHE[key] = generate_pyramid_anchors(
             config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes, config.BACKBONE_STRIDES,

@@ -189,8 +189,8 @@ class MaskRCNN:
             self.log_dir = training.log_dir_for(self.model_dir, self.config.NAME,
                                                 datetime.datetime.now())
         name = self.config.NAME.lower()
-        self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_*epoch*.h5")
-        self.checkpoint_path = self.checkpoint_path.replace("*epoch*", "{epoch:04d}")
+        # A template: CheckpointCallback fills {epoch:04d}.
+        self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_{{epoch:04d}}.h5")
 
     # ------------------------------------------------------------------ training
     def set_trainable(self, layer_regex, keras_model=None, indent=0, verbose=1):

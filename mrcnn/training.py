@@ -15,9 +15,10 @@ import keras
 import tensorflow as tf
 
 from mrcnn import losses as L
-from mrcnn.builder import TRAINING_OUTPUTS, active_class_ids_from_meta
+from mrcnn.builder import TRAINING_OUTPUTS
 from mrcnn.config import LOSS_NAMES
 from mrcnn.layers.graph_utils import BatchNorm
+from mrcnn.ops.image_meta import active_class_ids_graph
 from mrcnn.weights import save_weights_h5
 
 __all__ = ["LAYER_REGEX", "set_trainable", "TrainingModel", "CheckpointCallback",
@@ -72,7 +73,7 @@ def compute_losses(inputs, outputs):
     o = dict(zip(TRAINING_OUTPUTS, outputs))
     mask_rows = tf.shape(o["mrcnn_mask"])[1]  # the mask head sees the first ROIs only
     roi_valid = tf.reduce_sum(tf.abs(o["output_rois"]), axis=-1) > 0
-    active = active_class_ids_from_meta(tf.cast(inputs["input_image_meta"], tf.float32))
+    active = active_class_ids_graph(tf.cast(inputs["input_image_meta"], tf.float32))
     return {
         "rpn_class_loss": L.rpn_class_loss_graph(inputs["input_rpn_match"],
                                                  o["rpn_class_logits"]),

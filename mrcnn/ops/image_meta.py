@@ -6,7 +6,8 @@ molded image), scale(1), active_class_ids(NUM_CLASSES)] -> length 12 + NUM_CLASS
 
 import numpy as np
 
-__all__ = ["compose_image_meta", "parse_image_meta", "parse_image_meta_graph", "META_FIELDS"]
+__all__ = ["compose_image_meta", "parse_image_meta", "parse_image_meta_graph", "META_FIELDS",
+           "active_class_ids_graph"]
 
 # name -> (start, stop); active_class_ids runs to the end.
 META_FIELDS = {
@@ -51,3 +52,8 @@ def parse_image_meta(meta):
 def parse_image_meta_graph(meta):
     """TensorFlow: meta [batch, meta_size] -> dict of float32 tensors with the same keys."""
     return _split(meta)
+
+
+def active_class_ids_graph(meta):
+    """[batch, NUM_CLASSES] active-class flags of metas [batch, meta_size] (a tensor slice)."""
+    return meta[:, META_FIELDS["active_class_ids"][0]:]

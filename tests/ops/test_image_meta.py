@@ -15,3 +15,11 @@ def test_round_trip_numpy_and_graph():
     g = parse_image_meta_graph(meta[None].astype(np.float32))
     np.testing.assert_allclose(g["scale"], [1.6], rtol=1e-6)
     np.testing.assert_allclose(g["image_shape"], [[1024, 1024, 3]])
+
+
+def test_active_class_ids_graph():
+    from mrcnn.ops.image_meta import active_class_ids_graph
+
+    meta = compose_image_meta(1, (4, 4, 3), (4, 4, 3), (0, 0, 4, 4), 1, [1, 0, 1])
+    np.testing.assert_array_equal(active_class_ids_graph(meta[None].astype(np.float32)),
+                                  [[1, 0, 1]])

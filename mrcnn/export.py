@@ -16,7 +16,7 @@ Images in one call share a size; different calls may use different sizes.
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.ops.anchors import generate_pyramid_anchors_graph
+from mrcnn.layers.graph_utils import pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
 __all__ = ["export_saved_model", "mold_images_graph", "unmold_detections_graph",
@@ -140,12 +140,9 @@ def export_saved_model(model, export_dir, verbose=False):
     def serve(images):
         molded, metas, windows = mold_images_graph(images, config)
         hw = tf.shape(molded)[1:3]
-        anchors = generate_pyramid_anchors_graph(hw, config.RPN_ANCHOR_SCALES,
-                                                 config.RPN_ANCHOR_RATIOS,
-                                                 config.BACKBONE_STRIDES,
-                                                 config.RPN_ANCHOR_STRIDE)
-        anchors = norm_boxes_graph(anchors, hw)
-        anchors = tf.tile(anchors[None], [tf.shape(molded)[0], 1, 1])
+        anchors = pyramid_anchors_graph(molded, config.RPN_ANCHOR_SCALES,
+                                        config.RPN_ANCHOR_RATIOS, config.BACKBONE_STRIDES,
+                                        config.RPN_ANCHOR_STRIDE)
         detections, _, _, mrcnn_mask, _, _, _ = km([molded, metas, anchors], training=False)
         boxes, class_ids, scores, masks, count = unmold_detections_graph(
             detections, mrcnn_mask, windows, hw, tf.shape(images)[1:3])

@@ -300,12 +300,15 @@ class MaskRCNN:
         if verbose:
             print(f"Processing {len(images)} images")
         molded_images, image_metas, windows = self.mold_inputs(images)
+        return self._detect_and_unmold(molded_images, image_metas,
+                                       [np.asarray(image).shape for image in images], windows)
+
+    def _detect_and_unmold(self, molded_images, image_metas, original_shapes, windows):
         detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
         results = []
-        for i, image in enumerate(images):
+        for i, (shape, window) in enumerate(zip(original_shapes, windows)):
             rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], np.asarray(image).shape, molded_images[i].shape,
-                windows[i])
+                detections[i], mrcnn_mask[i], shape, molded_images[i].shape, window)
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
                             "masks": masks})
         return results
@@ -315,15 +318,9 @@ class MaskRCNN:
         window is the whole image. Same output as detect()."""
         molded_images = np.asarray(molded_images, dtype=np.float32)
         image_metas = np.asarray(image_metas, dtype=np.float32)
-        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
-        results = []
-        for i, image in enumerate(molded_images):
-            window = [0, 0, image.shape[0], image.shape[1]]
-            rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], image.shape, image.shape, window)
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                            "masks": masks})
-        return results
+        shapes = [image.shape for image in molded_images]
+        windows = [[0, 0, shape[0], shape[1]] for shape in shapes]
+        return self._detect_and_unmold(molded_images, image_metas, shapes, windows)
 
     # ------------------------------------------------------------------ introspection
     def find_trainable_layer(self, layer):

@@ -10,7 +10,8 @@ import tensorflow as tf
 from mrcnn.ops.anchors import generate_pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
-__all__ = ["BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors"]
+__all__ = ["BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
+           "pyramid_anchors_graph"]
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -77,6 +78,14 @@ class NormBoxes(keras.layers.Layer):
         return boxes_shape
 
 
+def pyramid_anchors_graph(image, scales, ratios, feature_strides, anchor_stride):
+    """Normalized anchors for images [batch, h, w, C]: [batch, anchors, (y1, x1, y2, x2)]."""
+    hw = tf.shape(image)[1:3]
+    anchors = generate_pyramid_anchors_graph(hw, scales, ratios, feature_strides, anchor_stride)
+    anchors = norm_boxes_graph(anchors, hw)
+    return tf.tile(anchors[None], [tf.shape(image)[0], 1, 1])
+
+
 @keras.saving.register_keras_serializable(package="mrcnn")
 class PyramidAnchors(keras.layers.Layer):
     """Anchors for the input image's size, computed in the graph and tiled over the batch.
@@ -97,11 +106,8 @@ class PyramidAnchors(keras.layers.Layer):
         self.anchor_stride = int(anchor_stride)
 
     def call(self, image):
-        hw = tf.shape(image)[1:3]
-        anchors = generate_pyramid_anchors_graph(hw, self.scales, self.ratios,
-                                                 self.feature_strides, self.anchor_stride)
-        anchors = norm_boxes_graph(anchors, hw)
-        return tf.tile(anchors[None], [tf.shape(image)[0], 1, 1])
+        return pyramid_anchors_graph(image, self.scales, self.ratios, self.feature_strides,
+                                     self.anchor_stride)
 
     def compute_output_shape(self, image_shape):
         h, w = image_shape[1], image_shape[2]

@@ -7,8 +7,14 @@
 Each case runs in its own process (so peak resident memory is per case) with the given
 thread count; figures are the median of --runs timed runs after --warmup untimed ones.
 Weights are random: with DETECTION_MIN_CONFIDENCE = 0 the work per image does not depend on
-them (100 detections are always kept). torchvision's maskrcnn_resnet50_fpn runs too when torch
-is installed (it is not a dependency of mrcnn), and the ratio ours / theirs is printed.
+them (100 detections are always kept). torchvision's maskrcnn_resnet50_fpn runs too when
+torchvision can be imported by --torch-python (default: this interpreter; torch is not a
+dependency of mrcnn, so it may live in another venv), and the ratios ours / theirs are printed.
+
+torchvision runs with random weights, the same image size (min_size = max_size = size), the
+same thread count and 100 detections at score threshold 0, each library at its own defaults
+otherwise. Its training step uses FrozenBatchNorm2d, as ours with TRAIN_BN = False, and
+trains every layer (our layers="all").
 """
 
 import argparse
@@ -87,14 +93,23 @@ def case_training(backbone, size, batch, layers, warmup, runs):
             "loader_share": load / (load + seconds)}
 
 
+def _torchvision_model(size, train):
+    import torchvision
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    backbone = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _resnet_fpn_extractor(backbone, trainable_layers=5)
+    model = torchvision.models.detection.MaskRCNN(
+        backbone, num_classes=91, box_score_thresh=0.0, box_detections_per_img=100,
+        min_size=size, max_size=size)
+    return model.train() if train else model.eval()
+
+
 def case_torchvision(size, batch, warmup, runs):
     import torch
-    import torchvision
 
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, box_score_thresh=0.0, box_detections_per_img=100,
-        min_size=size, max_size=size)
-    model.eval()
+    model = _torchvision_model(size, train=False)
     images = [torch.rand(3, size, size) for _ in range(batch)]
 
     def run():
@@ -105,24 +120,107 @@ def case_torchvision(size, batch, warmup, runs):
     return {"seconds_per_image": seconds / batch, "images_per_second": batch / seconds}
 
 
-def _child(args):
-    import tensorflow as tf
+def case_torchvision_training(size, batch, warmup, runs):
+    """SGD steps on random images with 3 box-shaped instances each."""
+    import torch
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    torch.manual_seed(0)
+    model = _torchvision_model(size, train=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    images = [torch.rand(3, size, size) for _ in range(batch)]
+    targets = []
+    for _ in range(batch):
+        corners = torch.randint(0, size // 2, (3, 2)).float()
+        boxes = torch.cat([corners, corners + torch.randint(32, size // 2, (3, 2))], 1)
+        masks = torch.zeros(3, size, size, dtype=torch.uint8)
+        for k, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+            masks[k, y1:y2, x1:x2] = 1
+        targets.append({"boxes": boxes, "labels": torch.tensor([1, 2, 3]), "masks": masks})
+
+    def step():
+        optimizer.zero_grad()
+        loss = sum(model(images, targets).values())
+        loss.backward()
+        optimizer.step()
+
+    return {"seconds_per_step": _timed(step, warmup, runs)}
+
+
+# Training cases: (size, batch, layer presets). 512 px batch 2 is the issue's figure, 1024 px
+# batch 1 the shape of its torchvision target.
+TRAINING_SHAPES = [(512, 2, ("heads", "all")), (1024, 1, ("all",))]
+
+TORCH_CASES = {"torchvision": case_torchvision, "torchvision_training": case_torchvision_training}
+
+
+def _child(args):
     spec = json.loads(args.child)
     kind = spec.pop("kind")
-    if kind == "torchvision":
+    if kind in TORCH_CASES:
         import torch
 
         torch.set_num_threads(args.threads)
-        result = case_torchvision(warmup=args.warmup, runs=args.runs, **spec)
-    elif kind == "inference":
-        result = case_inference(warmup=args.warmup, runs=args.runs, **spec)
+        torch.set_num_interop_threads(args.threads)
+        result = TORCH_CASES[kind](warmup=args.warmup, runs=args.runs, **spec)
     else:
-        result = case_training(warmup=args.warmup, runs=args.runs, **spec)
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        case = case_inference if kind == "inference" else case_training
+        result = case(warmup=args.warmup, runs=args.runs, **spec)
     result["peak_rss_mib"] = _peak_rss_mib()
     print("RESULT " + json.dumps(result))
+
+
+def _torchvision_problem(python):
+    """None when `python` can run torchvision's compiled ops, else why not."""
+    check = ("import torch, torchvision; "
+             "torchvision.ops.nms(torch.rand(2, 4), torch.rand(2), 0.5)")
+    try:
+        out = subprocess.run([python, "-c", check], capture_output=True, text=True)
+    except OSError as e:
+        return str(e)
+    if out.returncode:
+        lines = out.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {out.returncode}"
+    return None
+
+
+def _ratios(results):
+    """Lines 'ours / torchvision' for every case that has both figures."""
+    theirs = {(r["kind"], r["size"], r["batch"]): r for r in results
+              if r["kind"] in TORCH_CASES}
+    lines = []
+    for r in results:
+        if r.get("backbone") != "resnet50":
+            continue
+        if r["kind"] == "inference" and ("torchvision", r["size"], r["batch"]) in theirs:
+            other = theirs["torchvision", r["size"], r["batch"]]["seconds_per_image"]
+            lines.append(f"inference {r['size']}px batch {r['batch']}: "
+                         f"{r['seconds_per_image'] / other:.2f}")
+        key = ("torchvision_training", r["size"], r["batch"])
+        if r["kind"] == "training" and r["layers"] == "all" and key in theirs:
+            other = theirs[key]["seconds_per_step"]
+            lines.append(f"training {r['size']}px batch {r['batch']} (all layers): "
+                         f"{r['seconds_per_step'] / other:.2f}")
+    return lines
+
+
+def _row(r):
+    if r["kind"] in ("inference", "torchvision"):
+        who = "torchvision" if r["kind"] == "torchvision" else r["backbone"]
+        what = f"inference {who} {r['size']}px batch {r['batch']}"
+        figure = f"{r['seconds_per_image']:.3f} s/image ({r['images_per_second']:.2f} images/s)"
+    else:
+        who = "torchvision" if r["kind"] == "torchvision_training" else r["backbone"]
+        layers = r.get("layers", "all")
+        what = f"training {who} {r['size']}px batch {r['batch']} layers={layers}"
+        figure = f"{r['seconds_per_step']:.3f} s/step"
+        if "loader_share" in r:
+            figure += f" (loader {1000 * r['loader_seconds_per_batch']:.0f} ms/batch, " \
+                      f"{100 * r['loader_share']:.1f}%)"
+    return f"{what:52} {figure:44} peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB"
 
 
 def main(argv=None):
@@ -135,12 +233,17 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--torch-python", default=sys.executable,
+                   help="Python interpreter that has torch and torchvision (another venv)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
     if args.quick:
         args.backbones, args.sizes, args.batches, args.runs = ["resnet50"], [512], [1], 3
+    problem = _torchvision_problem(args.torch_python)
+    if problem:
+        print(f"torchvision unavailable in {args.torch_python} ({problem}): no comparison")
     cases = []
     if args.only in (None, "inference"):
         for backbone in args.backbones:
@@ -148,23 +251,25 @@ def main(argv=None):
                 for batch in args.batches:
                     cases.append({"kind": "inference", "backbone": backbone, "size": size,
                                   "batch": batch})
-        try:
-            import torchvision  # noqa: F401
-
+        if problem is None:
             for size in args.sizes:
                 for batch in args.batches:
                     cases.append({"kind": "torchvision", "size": size, "batch": batch})
-        except Exception as e:  # absent, or installed without its compiled ops
-            print(f"torchvision unavailable ({type(e).__name__}: {e}): no comparison")
     if args.only in (None, "training"):
-        for layers in ("heads", "all"):
-            cases.append({"kind": "training", "backbone": "resnet50", "size": 512, "batch": 2,
-                          "layers": layers})
+        for size, batch, presets in TRAINING_SHAPES:
+            if args.quick and size != 512:
+                continue
+            for layers in presets:
+                cases.append({"kind": "training", "backbone": "resnet50", "size": size,
+                              "batch": batch, "layers": layers})
+            if problem is None:
+                cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, median of {args.runs} runs "
           f"after {args.warmup} warm-up")
     results = []
     for case in cases:
-        cmd = [sys.executable, __file__, "--child", json.dumps(case), "--threads",
+        python = args.torch_python if case["kind"] in TORCH_CASES else sys.executable
+        cmd = [python, __file__, "--child", json.dumps(case), "--threads",
                str(args.threads), "--warmup", str(args.warmup), "--runs", str(args.runs)]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -175,12 +280,11 @@ def main(argv=None):
         result = dict(case, **json.loads(lines[-1][7:]))
         results.append(result)
         print(json.dumps(result))
-    by_key = {(r["size"], r["batch"]): r for r in results if r["kind"] == "torchvision"}
+    print("\nsummary")
     for r in results:
-        theirs = by_key.get((r["size"], r["batch"]))
-        if r["kind"] == "inference" and r["backbone"] == "resnet50" and theirs:
-            ratio = r["seconds_per_image"] / theirs["seconds_per_image"]
-            print(f"ratio ours/torchvision, {r['size']}px batch {r['batch']}: {ratio:.2f}")
+        print(_row(r))
+    for line in _ratios(results):
+        print("ratio ours / torchvision, " + line)
     return results
 
 

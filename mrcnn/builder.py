@@ -4,6 +4,9 @@ build_inference_model(config) and build_training_model(config) return functional
 whose layer names are matterport's (so weights load by name).
 """
 
+import contextlib
+import functools
+
 import keras
 from keras import layers as KL
 
@@ -19,7 +22,7 @@ from mrcnn.layers import (
 )
 
 __all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
-           "INFERENCE_OUTPUTS", "train_bn_flag"]
+           "INFERENCE_OUTPUTS", "train_bn_flag", "dtype_policy_scope"]
 
 INFERENCE_OUTPUTS = ["mrcnn_detection", "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "ROI",
                      "rpn_class", "rpn_bbox"]
@@ -31,6 +34,29 @@ TRAINING_OUTPUTS = ["rpn_class_logits", "rpn_class", "rpn_bbox", "mrcnn_class_lo
 def train_bn_flag(config):
     """Config.TRAIN_BN -> whether BatchNorm layers train (False freezes them)."""
     return config.TRAIN_BN is not False
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(name):
+    """Layers created inside use the Keras dtype policy `name` (None: "float32"); the global
+    policy is restored on exit, so building a mixed-precision model changes nothing else."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _with_config_precision(build):
+    """Builds under the dtype policy of Config.MIXED_PRECISION."""
+
+    @functools.wraps(build)
+    def wrapper(config):
+        with dtype_policy_scope(config.MIXED_PRECISION):
+            return build(config)
+
+    return wrapper
 
 
 def _check_image_shape(config):
@@ -57,7 +83,8 @@ def _backbone_rpn(config, input_image):
                           config.TOP_DOWN_PYRAMID_SIZE)
     level_outputs = [rpn([p]) for p in rpn_feature_maps]
     names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
-    rpn_outputs = [KL.Concatenate(axis=1, name=n)([lo[i] for lo in level_outputs])
+    # float32 under mixed precision: proposals and losses read them.
+    rpn_outputs = [KL.Concatenate(axis=1, dtype="float32", name=n)([lo[i] for lo in level_outputs])
                    for i, n in enumerate(names)]
     return rpn_feature_maps, mrcnn_feature_maps, rpn_outputs
 
@@ -67,6 +94,7 @@ def _heads_kwargs(config):
             "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO}
 
 
+@_with_config_precision
 def build_inference_model(config):
     """Inference graph.
 
@@ -102,6 +130,7 @@ def build_inference_model(config):
     return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
 
 
+@_with_config_precision
 def build_training_model(config):
     """Training graph.
 
@@ -162,7 +191,7 @@ def build_training_model(config):
     mask_rows = max(int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO), 1)
     mrcnn_mask = build_fpn_mask_graph(rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
-    output_rois = KL.Identity(name="output_rois")(rois)
+    output_rois = KL.Identity(dtype="float32", name="output_rois")(rois)
     outputs = [rpn_class_logits, rpn_class, rpn_bbox, mrcnn_class_logits, mrcnn_class,
                mrcnn_bbox, mrcnn_mask, rpn_rois, output_rois, target_class_ids, target_bbox,
                target_mask]

@@ -22,6 +22,7 @@ import numpy as np
 __all__ = ["Config", "ConfigError"]
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")
 
@@ -137,6 +138,11 @@ class Config:
     # True: images with no instances are skipped in training (matterport's behaviour). False: they
     # are used as background-only examples.
     SKIP_EMPTY_IMAGES = False
+    # Mixed precision: None (float32 everywhere), "mixed_float16" (GPUs; dynamic loss scaling)
+    # or "mixed_bfloat16" (TPUs, recent GPUs and CPUs). Convolutions and dense layers compute in
+    # the low precision with float32 weights; box geometry, NMS, RoIAlign sampling, the output
+    # softmax/sigmoid layers and every loss stay float32.
+    MIXED_PRECISION = None
 
     def __init__(self):
         # A function assigned as a class attribute would bind to the instance: keep it plain.
@@ -253,6 +259,8 @@ class Config:
             fail("TRAIN_BN", "must be True, False or None")
         if self.ROI_ALIGN_MODE not in ("paper", "matterport"):
             fail("ROI_ALIGN_MODE", "must be 'paper' or 'matterport'")
+        if self.MIXED_PRECISION not in PRECISIONS:
+            fail("MIXED_PRECISION", f"must be one of {PRECISIONS}")
         if not math.isfinite(float(self.DETECTION_MIN_CONFIDENCE)):
             fail("DETECTION_MIN_CONFIDENCE", "must be finite")
 

@@ -6,7 +6,7 @@ from mrcnn.dataset import to_rgb_uint8
 from mrcnn.ops.boxes import denorm_boxes, norm_boxes
 from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
 from mrcnn.ops.image_meta import compose_image_meta
-from mrcnn.ops.masks import unmold_mask
+from mrcnn.ops.masks import unmold_masks
 
 __all__ = ["mold_inputs", "unmold_detections"]
 
@@ -65,7 +65,5 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     # Drop boxes that became empty.
     keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
-    full_masks = [unmold_mask(masks[i], boxes[i], original_image_shape) for i in range(len(keep))]
-    full_masks = np.stack(full_masks, axis=-1) if full_masks else \
-        np.zeros(tuple(original_image_shape[:2]) + (0,), dtype=bool)
+    full_masks = unmold_masks(masks, boxes, original_image_shape)
     return boxes, class_ids, scores, full_masks

@@ -199,10 +199,14 @@ class MaskRCNN:
                                       verbose=verbose, indent=indent)
 
     def compile(self, learning_rate, momentum):
-        """SGD with momentum and per-weight gradient norm clipping; losses in the train step."""
+        """SGD with momentum and per-weight gradient norm clipping (clipping sees the unscaled
+        gradients under mixed_float16's loss scaling); losses in the train step."""
         with self.strategy.scope():
             optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
                                              clipnorm=self.config.GRADIENT_CLIP_NORM)
+            if self.config.MIXED_PRECISION == "mixed_float16":
+                # Dynamic loss scaling: float16 gradients would underflow without it.
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.trainer = training.TrainingModel(self.keras_model, self.config.LOSS_WEIGHTS,
                                                   self.config.WEIGHT_DECAY)
             self.trainer.compile(optimizer=optimizer, jit_compile=False)

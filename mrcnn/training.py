@@ -70,7 +70,9 @@ def set_trainable(keras_model, layer_regex, verbose=0, indent=0):
 def compute_losses(inputs, outputs):
     """The five losses from the training model's inputs (dict) and outputs (TRAINING_OUTPUTS
     order). Returns a dict loss name -> scalar."""
-    o = dict(zip(TRAINING_OUTPUTS, outputs))
+    # Under mixed precision some outputs are float16/bfloat16: every loss is float32.
+    o = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v
+         for k, v in zip(TRAINING_OUTPUTS, outputs)}
     mask_rows = tf.shape(o["mrcnn_mask"])[1]  # the mask head sees the first ROIs only
     roi_valid = tf.reduce_sum(tf.abs(o["output_rois"]), axis=-1) > 0
     active = active_class_ids_graph(tf.cast(inputs["input_image_meta"], tf.float32))
@@ -135,18 +137,33 @@ class TrainingModel(keras.Model):
             self.trackers[k].update_state(v)
         return {k: t.result() for k, t in self.trackers.items()}
 
-    def compute_gradients(self, inputs):
+    def compute_gradients(self, inputs, scaled=False):
         """(total loss share, per-loss shares, gradients) of one step, without applying them.
-        Summed over replicas, these equal the single-device values on the global batch."""
+        Summed over replicas, these equal the single-device values on the global batch.
+
+        scaled: True returns the gradients of the optimizer's scaled loss (a
+        keras.optimizers.LossScaleOptimizer under "mixed_float16"), which is what its
+        apply_gradients expects; False returns the true gradients."""
+        variables = self.net.trainable_variables
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and \
+                not self.optimizer.built:
+            # Its scale is a variable made by build(); fit() builds it before tracing, a direct
+            # call must too or the initial scale would be traced in as a constant.
+            self.optimizer.build(variables)
         with tf.GradientTape() as tape:
             total, parts = self._total_loss(inputs, training=True)
-        grads = tape.gradient(total, self.net.trainable_variables)
+            scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), total.dtype)
+            scaled_total = total * scale
+        grads = tape.gradient(scaled_total, variables)
+        if not scaled:
+            grads = [None if g is None else g / tf.cast(scale, g.dtype) for g in grads]
         return total, parts, grads
 
     def train_step(self, data):
         inputs = data[0] if isinstance(data, tuple) else data
-        total, parts, grads = self.compute_gradients(inputs)
-        # The optimizer sums gradients over replicas (tf.distribute), which is what we want.
+        total, parts, grads = self.compute_gradients(inputs, scaled=True)
+        # The optimizer sums gradients over replicas (tf.distribute), which is what we want; a
+        # LossScaleOptimizer unscales them and skips steps whose gradients are not finite.
         self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
         return self._record(total, parts)
 

@@ -69,6 +69,7 @@ def test_mutable_attributes_are_not_shared():
     ({"LOSS_WEIGHTS": {"mask": 1.0}}, "LOSS_WEIGHTS"),
     ({"TRAIN_BN": "yes"}, "TRAIN_BN"),
     ({"IMAGE_MIN_DIM": 2048}, "IMAGE_MIN_DIM"),
+    ({"MIXED_PRECISION": "float16"}, "MIXED_PRECISION"),
 ])
 def test_invalid_values_fail_at_construction_naming_the_attribute(attrs, attr_name):
     bad = type("Bad", (Coco,), attrs)

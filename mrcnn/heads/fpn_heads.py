@@ -29,7 +29,8 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = KL.Activation("relu")(x)
     shared = KL.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)
     mrcnn_class_logits = TimeDistributed(KL.Dense(num_classes), name="mrcnn_class_logits")(shared)
-    mrcnn_probs = TimeDistributed(KL.Activation("softmax"), name="mrcnn_class")(mrcnn_class_logits)
+    mrcnn_probs = TimeDistributed(KL.Activation("softmax", dtype="float32"), dtype="float32",
+                                  name="mrcnn_class")(mrcnn_class_logits)
     x = TimeDistributed(KL.Dense(num_classes * 4, activation="linear"), name="mrcnn_bbox_fc")(
         shared)
     mrcnn_bbox = KL.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
@@ -51,6 +52,7 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         x = KL.Activation("relu")(x)
     x = TimeDistributed(KL.Conv2DTranspose(256, (2, 2), strides=2, activation="relu"),
                         name="mrcnn_mask_deconv")(x)
-    x = TimeDistributed(KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid"),
-                        name="mrcnn_mask")(x)
+    # Output layers compute in float32 under mixed precision (Config.MIXED_PRECISION).
+    x = TimeDistributed(KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid",
+                                  dtype="float32"), dtype="float32", name="mrcnn_mask")(x)
     return x

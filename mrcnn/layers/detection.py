@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.boxes import (
     apply_box_deltas_graph,
     batched_nms_graph,
@@ -47,7 +48,7 @@ def refine_detections_graph(rois, probs, deltas, window, max_instances, min_conf
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class DetectionLayer(keras.layers.Layer):
+class DetectionLayer(Float32Layer):
     """Final detections from the classifier head's outputs (see refine_detections_graph).
 
     Args:

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.boxes import box_refinement_graph, overlaps_graph
 
 __all__ = ["DetectionTargetLayer", "detection_targets_graph"]
@@ -117,7 +118,7 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class DetectionTargetLayer(keras.layers.Layer):
+class DetectionTargetLayer(Float32Layer):
     """Samples ROIs from proposals and builds class, box and mask targets for the heads.
 
     Args:

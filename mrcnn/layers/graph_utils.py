@@ -10,8 +10,19 @@ import tensorflow as tf
 from mrcnn.ops.anchors import generate_pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
-__all__ = ["BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
+__all__ = ["Float32Layer", "BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
            "pyramid_anchors_graph"]
+
+
+class Float32Layer(keras.layers.Layer):
+    """Base of the box-geometry layers (proposals, RoIAlign, targets, detections, anchors):
+    they compute in float32 whatever the dtype policy (Config.MIXED_PRECISION), so boxes, NMS
+    and sampling coordinates never lose precision. Keras casts their floating inputs to float32.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -62,7 +73,7 @@ class TimeDistributed(keras.layers.TimeDistributed):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class NormBoxes(keras.layers.Layer):
+class NormBoxes(Float32Layer):
     """Pixel boxes -> normalized boxes, using the image tensor's height and width.
 
     Call arguments:
@@ -87,7 +98,7 @@ def pyramid_anchors_graph(image, scales, ratios, feature_strides, anchor_stride)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class PyramidAnchors(keras.layers.Layer):
+class PyramidAnchors(Float32Layer):
     """Anchors for the input image's size, computed in the graph and tiled over the batch.
 
     Args:

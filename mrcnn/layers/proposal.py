@@ -4,13 +4,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.boxes import apply_box_deltas_graph, batched_nms_graph, clip_boxes_graph
 
 __all__ = ["ProposalLayer"]
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class ProposalLayer(keras.layers.Layer):
+class ProposalLayer(Float32Layer):
     """Selects RPN proposals: top-k anchors by score, apply deltas, clip, NMS, zero-pad.
 
     Vectorized over the batch (no per-image Python loop; the batch size may be dynamic).

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.image_meta import parse_image_meta_graph
 
 __all__ = ["PyramidROIAlign", "roi_levels_graph", "roi_align_level_graph"]
@@ -58,7 +59,7 @@ def roi_align_level_graph(feature_map, boxes, box_indices, pool_shape, mode="pap
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class PyramidROIAlign(keras.layers.Layer):
+class PyramidROIAlign(Float32Layer):
     """RoIAlign on the pyramid level that fits each ROI (vectorized over the batch).
 
     Args:

@@ -9,7 +9,7 @@ import numpy as np
 from mrcnn.ops.image import resize
 
 __all__ = ["extract_bboxes", "compute_overlaps_masks", "resize_mask", "minimize_mask",
-           "expand_mask", "unmold_mask"]
+           "expand_mask", "unmold_mask", "unmold_masks"]
 
 
 def extract_bboxes(mask):
@@ -101,17 +101,38 @@ def expand_mask(bbox, mini_mask, image_shape):
     return mask
 
 
+def _paste(out, mask, bbox, threshold=0.5):
+    """Resizes soft mask [mh, mw] to pixel box bbox, thresholds it and writes the part inside
+    out [height, width] (a view)."""
+    y1, x1, y2, x2 = (int(v) for v in bbox[:4])
+    if y2 <= y1 or x2 <= x1:
+        return
+    # The box may extend past the image edge after rounding; paste the part that is inside.
+    h, w = out.shape
+    yy1, xx1, yy2, xx2 = max(y1, 0), max(x1, 0), min(y2, h), min(x2, w)
+    if yy2 > yy1 and xx2 > xx1:
+        m = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1)) >= threshold
+        out[yy1:yy2, xx1:xx2] = m[yy1 - y1:yy2 - y1, xx1 - x1:xx2 - x1]
+
+
 def unmold_mask(mask, bbox, image_shape):
     """Pastes a predicted soft mask into an image-size bool mask.
 
     mask: [mh, mw] float in [0, 1] (e.g. 28x28); bbox: (y1, x1, y2, x2) pixels; image_shape:
     (height, width, ...). The mask is resized to the box and thresholded at 0.5.
     """
-    threshold = 0.5
-    y1, x1, y2, x2 = (int(v) for v in bbox[:4])
     full_mask = np.zeros(tuple(image_shape[:2]), dtype=bool)
-    if y2 <= y1 or x2 <= x1:
-        return full_mask
+    _paste(full_mask, mask, bbox)
+    return full_mask
+
+
+def unmold_masks(masks, boxes, image_shape):
+    """unmold_mask for N masks at once: masks [N, mh, mw], boxes [N, (y1, x1, y2, x2)] pixels.
+    Returns [height, width, N] bool, written in place (no per-mask image-size arrays)."""
+    full = np.zeros(tuple(image_shape[:2]) + (len(masks),), dtype=bool)
+    for i in range(len(masks)):
+        _paste(full[:, :, i], masks[i], boxes[i])
+    return full
     m = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1))
     m = m >= threshold
     # The box may extend past the image edge after rounding; paste the part that is inside.

@@ -56,3 +56,16 @@ def test_unmold_mask_pastes_in_box():
     full = M.unmold_mask(soft, (10, 20, 20, 40), (50, 60, 3))
     assert full.shape == (50, 60) and full.dtype == bool
     assert full[10:20, 30:40].all() and not full[10:20, 20:29].any() and full.sum() == 100
+
+
+def test_unmold_masks_equals_unmold_mask_per_instance():
+    rng = np.random.default_rng(3)
+    soft = rng.random((6, 28, 28)).astype(np.float32)
+    boxes = np.array([[10, 20, 20, 40], [-5, -5, 30, 12], [40, 50, 70, 80], [0, 0, 50, 60],
+                      [5, 5, 5, 9], [45, 2, 49, 3]])  # inside, crossing edges, empty, thin
+    full = M.unmold_masks(soft, boxes, (50, 60, 3))
+    expected = np.stack([M.unmold_mask(soft[i], boxes[i], (50, 60)) for i in range(6)], -1)
+    assert full.shape == (50, 60, 6) and full.dtype == bool
+    np.testing.assert_array_equal(full, expected)
+    assert full[:, :, 0].any() and not full[:, :, 4].any()
+    assert M.unmold_masks(soft[:0], boxes[:0], (50, 60)).shape == (50, 60, 0)

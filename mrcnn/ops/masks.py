@@ -133,11 +133,3 @@ def unmold_masks(masks, boxes, image_shape):
     for i in range(len(masks)):
         _paste(full[:, :, i], masks[i], boxes[i])
     return full
-    m = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1))
-    m = m >= threshold
-    # The box may extend past the image edge after rounding; paste the part that is inside.
-    h, w = full_mask.shape
-    yy1, xx1, yy2, xx2 = max(y1, 0), max(x1, 0), min(y2, h), min(x2, w)
-    if yy2 > yy1 and xx2 > xx1:
-        full_mask[yy1:yy2, xx1:xx2] = m[yy1 - y1:yy2 - y1, xx1 - x1:xx2 - x1]
-    return full_mask

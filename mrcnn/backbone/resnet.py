@@ -5,7 +5,8 @@ from keras import layers as KL
 
 from mrcnn.layers.graph_utils import BatchNorm
 
-__all__ = ["identity_block", "conv_block", "resnet_graph", "STAGE4_BLOCKS"]
+__all__ = ["identity_block", "conv_block", "resnet_stem", "resnet_stages", "resnet_graph",
+           "resnet_model", "STAGE4_BLOCKS"]
 
 # Identity blocks in stage 4 (named b, c, ...): 5 for resnet50, 22 for resnet101.
 STAGE4_BLOCKS = {"resnet50": 5, "resnet101": 22}
@@ -58,23 +59,25 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
 
 
-def resnet_graph(input_image, architecture, stage5=False, train_bn=True):
-    """ResNet stages C1..C5 (C5 None unless stage5).
-
-    input_image: [batch, height, width, channels]; architecture: "resnet50" or "resnet101".
-    Returns [C1, C2, C3, C4, C5] with strides 4 (C1 after max-pool), 4, 8, 16, 32.
-    """
-    if architecture not in STAGE4_BLOCKS:
-        raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got "
-                         f"{architecture!r}")
-    # Stage 1
+def resnet_stem(input_image, train_bn=True):
+    """Stage 1: conv1 (7x7, stride 2), bn_conv1, ReLU and a 3x3 stride-2 max-pool with "same"
+    padding (matterport's; keras.applications pads 1 pixel on every side instead, which
+    shifts the pooling grid by one pixel). Returns C1 [batch, h/4, w/4, 64]."""
     x = KL.ZeroPadding2D((3, 3))(input_image)
     x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
     x = _bn("bn_conv1", train_bn)(x)
     x = KL.Activation("relu")(x)
-    C1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    return KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+
+
+def resnet_stages(c1, architecture, stage5=False, train_bn=True):
+    """Stages 2..5 on C1 [batch, h, w, 64]. Returns [C2, C3, C4, C5] (C5 None unless stage5),
+    strides 1, 2, 4, 8 relative to C1."""
+    if architecture not in STAGE4_BLOCKS:
+        raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got "
+                         f"{architecture!r}")
     # Stage 2
-    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
+    x = conv_block(c1, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
     x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", train_bn=train_bn)
     C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", train_bn=train_bn)
     # Stage 3
@@ -95,7 +98,20 @@ def resnet_graph(input_image, architecture, stage5=False, train_bn=True):
         C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
     else:
         C5 = None
-    return [C1, C2, C3, C4, C5]
+    return [C2, C3, C4, C5]
+
+
+def resnet_graph(input_image, architecture, stage5=False, train_bn=True):
+    """ResNet stages C1..C5 (C5 None unless stage5).
+
+    input_image: [batch, height, width, channels]; architecture: "resnet50" or "resnet101".
+    Returns [C1, C2, C3, C4, C5] with strides 4 (C1 after max-pool), 4, 8, 16, 32.
+    """
+    if architecture not in STAGE4_BLOCKS:
+        raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got "
+                         f"{architecture!r}")
+    c1 = resnet_stem(input_image, train_bn)
+    return [c1] + resnet_stages(c1, architecture, stage5, train_bn)
 
 
 def resnet_model(architecture, channels=3, train_bn=True):

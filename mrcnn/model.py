@@ -167,15 +167,8 @@ class MaskRCNN:
         """Initialises the backbone from ImageNet ResNet weights: the classic Keras ResNet50
         notop file (res2a_branch2a names) or keras.applications' ResNet50/101 files
         (conv2_block1_1_conv names). Default path: get_imagenet_weights()."""
-        import h5py
-
         filepath = filepath or self.get_imagenet_weights()
-        with h5py.File(filepath, "r") as f:
-            root = f["model_weights"] if "model_weights" in f else f
-            names = weights_io._decode(root.attrs.get("layer_names", []))
-        rename = weights_io.keras_applications_name if "conv1_conv" in names else None
-        return weights_io.load_weights(self.keras_model, filepath, by_name=True, rename=rename,
-                                       verbose=verbose)
+        return weights_io.load_imagenet_weights(self.keras_model, filepath, verbose=verbose)
 
     def set_log_dir(self, model_path=None):
         """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the

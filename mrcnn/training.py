@@ -111,6 +111,14 @@ class TrainingModel(keras.Model):
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
 
+    def compile(self, optimizer, **kwargs):
+        """Keras' compile, then builds the optimizer for the trainable weights of now (call
+        set_trainable first). Built inside the first traced step instead, its new variables
+        would make TensorFlow trace that step twice, and a LossScaleOptimizer's scale would be
+        traced in as a constant."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer.build(self.net.trainable_variables)
+
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -145,11 +153,6 @@ class TrainingModel(keras.Model):
         keras.optimizers.LossScaleOptimizer under "mixed_float16"), which is what its
         apply_gradients expects; False returns the true gradients."""
         variables = self.net.trainable_variables
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and \
-                not self.optimizer.built:
-            # Its scale is a variable made by build(); fit() builds it before tracing, a direct
-            # call must too or the initial scale would be traced in as a constant.
-            self.optimizer.build(variables)
         with tf.GradientTape() as tape:
             total, parts = self._total_loss(inputs, training=True)
             scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), total.dtype)

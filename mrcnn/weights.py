@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
            "layers_with_weights", "keras_applications_name", "find_imagenet_weights",
+           "file_layer_names", "load_imagenet_weights",
            "IMAGENET_FILES"]
 
 # ResNet ImageNet "notop" files: the classic Keras 2 ResNet50 file (matterport's layer names) and
@@ -45,6 +46,34 @@ class LoadReport(dict):
 
 def _decode(values):
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _layers_root(f, filepath):
+    """The h5 group holding the layer groups: the file itself (weights-only save) or its
+    model_weights group (full-model save)."""
+    root = f
+    if "layer_names" not in root.attrs and "model_weights" in root:
+        root = root["model_weights"]
+    if "layer_names" not in root.attrs:
+        raise ValueError(f"{filepath} is not in the Keras 2 h5 layout (no 'layer_names'); "
+                         "for a Keras 3 '.weights.h5' file use keras_model.load_weights")
+    return root
+
+
+def file_layer_names(filepath):
+    """Layer names of a Keras 2 layout h5 file (weights-only or full-model save)."""
+    import h5py
+
+    with h5py.File(filepath, "r") as f:
+        return _decode(_layers_root(f, filepath).attrs["layer_names"])
+
+
+def load_imagenet_weights(model, filepath, verbose=1):
+    """Loads an ImageNet ResNet notop file into the backbone layers of a Keras model, by name:
+    the classic Keras file (res2a_branch2a names) as it is, keras.applications' files
+    (conv2_block1_1_conv names) through keras_applications_name. Returns a LoadReport."""
+    rename = keras_applications_name if "conv1_conv" in file_layer_names(filepath) else None
+    return load_weights(model, filepath, by_name=True, rename=rename, verbose=verbose)
 
 
 def _short_name(weight_name):
@@ -162,12 +191,7 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
     except OSError as e:
         raise ValueError(f"{filepath} is not a readable HDF5 weights file: {e}") from e
     with f:
-        root = f
-        if "layer_names" not in root.attrs and "model_weights" in root:
-            root = root["model_weights"]
-        if "layer_names" not in root.attrs:
-            raise ValueError(f"{filepath} is not in the Keras 2 h5 layout (no 'layer_names'); "
-                             "for a Keras 3 '.weights.h5' file use keras_model.load_weights")
+        root = _layers_root(f, filepath)
         file_layers = []
         for name in _decode(root.attrs["layer_names"]):
             names = _decode(root[name].attrs.get("weight_names", []))

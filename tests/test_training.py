@@ -1,5 +1,6 @@
-"""Seeded end-to-end training on the tiny config: finite, decreasing losses, per-epoch
-checkpoints, resume from find_last(), and frozen BatchNorm staying frozen."""
+"""Seeded end-to-end training on the tiny config: finite, decreasing losses, one trace of the
+train and test steps, per-epoch checkpoints, resume from find_last(), and frozen BatchNorm
+staying frozen."""
 
 import os
 
@@ -7,7 +8,12 @@ import numpy as np
 import pytest
 
 from mrcnn import model as modellib
-from mrcnn.training import LAYER_REGEX, find_last_checkpoint, parse_checkpoint_path
+from mrcnn.training import (
+    LAYER_REGEX,
+    TrainingModel,
+    find_last_checkpoint,
+    parse_checkpoint_path,
+)
 from tests.conftest import TinyConfig
 
 
@@ -19,13 +25,24 @@ class TrainConfig(TinyConfig):
 
 
 @pytest.mark.slow
-def test_thirty_steps_then_resume(tmp_path, shapes_datasets):
+def test_thirty_steps_then_resume(tmp_path, shapes_datasets, monkeypatch):
     train, val = shapes_datasets
     config = TrainConfig()
     model = modellib.MaskRCNN("training", config, str(tmp_path))
     bn_before = [np.copy(w) for w in model.keras_model.get_layer("bn3a_branch2a").weights]
+    # Python code in a step runs only while TensorFlow traces it: count the traces.
+    traces = {"train": 0, "test": 0}
+    for kind in traces:
+        original = getattr(TrainingModel, f"{kind}_step")
+
+        def counted(self, data, kind=kind, original=original):
+            traces[kind] += 1
+            return original(self, data)
+
+        monkeypatch.setattr(TrainingModel, f"{kind}_step", counted)
     history = model.train(train, val, config.LEARNING_RATE, epochs=3, layers="all", seed=7,
                           workers=1, verbose=0)
+    assert traces == {"train": 1, "test": 1}  # 30 steps and 3 validations, one trace each
     losses = history.history
     for name in ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
                  "mrcnn_bbox_loss", "mrcnn_mask_loss", "val_loss"):

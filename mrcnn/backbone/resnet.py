@@ -107,9 +107,6 @@ def resnet_graph(input_image, architecture, stage5=False, train_bn=True):
     input_image: [batch, height, width, channels]; architecture: "resnet50" or "resnet101".
     Returns [C1, C2, C3, C4, C5] with strides 4 (C1 after max-pool), 4, 8, 16, 32.
     """
-    if architecture not in STAGE4_BLOCKS:
-        raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got "
-                         f"{architecture!r}")
     c1 = resnet_stem(input_image, train_bn)
     return [c1] + resnet_stages(c1, architecture, stage5, train_bn)
 

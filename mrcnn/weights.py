@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
            "layers_with_weights", "keras_applications_name", "find_imagenet_weights",
-           "file_layer_names", "load_imagenet_weights",
-           "IMAGENET_FILES"]
+           "file_layer_names", "load_imagenet_weights", "find_weights_file",
+           "IMAGENET_FILES", "REPO_ROOT", "SHARED_DATA_DIR"]
 
 # ResNet ImageNet "notop" files: the classic Keras 2 ResNet50 file (matterport's layer names) and
 # keras.applications' files (conv2_block1_1_conv names) share these file names.
@@ -27,6 +27,10 @@ IMAGENET_FILES = {
     "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "resnet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
 }
+
+# The repository root, and the folder beside it where real external data and weights live.
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SHARED_DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data")
 
 logger = logging.getLogger(__name__)
 
@@ -147,22 +151,27 @@ def keras_applications_name(name):
     return f"{prefix}{stage}{chr(96 + block)}_branch{branch}"
 
 
-def find_imagenet_weights(backbone, search=None):
-    """Path of a local ImageNet notop file for the backbone, else FileNotFoundError saying
-    which file to put where. mrcnn never downloads it."""
-    filename = IMAGENET_FILES.get(backbone)
-    if filename is None:
-        raise ValueError(f"no ImageNet weights known for backbone {backbone!r}")
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-    search = list(search or []) + [root, os.path.join(root, "..", "shared", "data"),
-                                   os.path.join(os.path.expanduser("~"), ".keras", "models")]
-    for directory in search:
+def find_weights_file(filename, directories):
+    """Path of the first directories/filename that exists, else FileNotFoundError naming the
+    file and every directory searched. mrcnn never downloads weights."""
+    for directory in directories:
         path = os.path.join(directory, filename)
         if os.path.isfile(path):
             return path
     raise FileNotFoundError(
-        f"ImageNet weights {filename} not found; mrcnn does not download them. Put the file "
-        f"in one of: {', '.join(os.path.abspath(d) for d in search)}")
+        f"weights file {filename} not found; mrcnn does not download weights. Put the file "
+        f"in one of: {', '.join(os.path.abspath(d) for d in directories)}")
+
+
+def find_imagenet_weights(backbone, search=None):
+    """Path of a local ImageNet notop file for the backbone: in `search`, the repository
+    root, SHARED_DATA_DIR or ~/.keras/models; else FileNotFoundError saying which file to put
+    where. mrcnn never downloads it."""
+    filename = IMAGENET_FILES.get(backbone)
+    if filename is None:
+        raise ValueError(f"no ImageNet weights known for backbone {backbone!r}")
+    return find_weights_file(filename, list(search or []) + [
+        REPO_ROOT, SHARED_DATA_DIR, os.path.join(os.path.expanduser("~"), ".keras", "models")])
 
 
 def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=False,

@@ -24,7 +24,6 @@ from mrcnn.config import Config  # noqa: E402
 
 DEFAULT_DATASET_YEAR = "2014"
 COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
-IMAGENET_WEIGHTS_NAME = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 SUBSETS = ("train", "val", "minival", "valminusminival")
 
 
@@ -193,14 +192,12 @@ def resolve_weights(model, name, logs):
     """Path of the weights named on the command line (clear error when absent)."""
     if name == "last":
         return model.find_last()
-    if name in ("coco", "imagenet"):
-        filename = COCO_WEIGHTS_NAME if name == "coco" else IMAGENET_WEIGHTS_NAME
-        for directory in (ROOT, os.path.join(ROOT, "..", "shared", "data")):
-            path = os.path.join(directory, filename)
-            if os.path.isfile(path):
-                return path
-        raise FileNotFoundError(f"{filename} not found in {ROOT} or ../shared/data; mrcnn "
-                                "never downloads weights: put the file there")
+    if name == "imagenet":  # the file of the config's backbone
+        return model.get_imagenet_weights()
+    if name == "coco":
+        from mrcnn.weights import SHARED_DATA_DIR, find_weights_file
+
+        return find_weights_file(COCO_WEIGHTS_NAME, [ROOT, SHARED_DATA_DIR])
     return name
 
 

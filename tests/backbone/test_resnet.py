@@ -17,9 +17,8 @@ import os
 import numpy as np
 import pytest
 
-from mrcnn.weights import IMAGENET_FILES
+from mrcnn.weights import IMAGENET_FILES, SHARED_DATA_DIR
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 STAGES = {"res2c_out": "conv2_block3_out", "res3d_out": "conv3_block4_out",
           "res4f_out": "conv4_block6_out", "res5c_out": "conv5_block3_out"}
 
@@ -54,7 +53,7 @@ def _random_reference(path):
 
 
 def _shared_file():
-    path = os.path.join(SHARED, IMAGENET_FILES["resnet50"])
+    path = os.path.join(SHARED_DATA_DIR, IMAGENET_FILES["resnet50"])
     if not os.path.isfile(path):
         pytest.skip(f"no ImageNet ResNet50 weights at {os.path.abspath(path)}")
     from mrcnn.weights import file_layer_names

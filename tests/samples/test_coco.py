@@ -16,6 +16,7 @@ from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 from mrcnn import evaluation  # noqa: E402
 from mrcnn.ops.masks import extract_bboxes  # noqa: E402
+from mrcnn.weights import SHARED_DATA_DIR  # noqa: E402
 from samples.coco.coco import CocoDataset, evaluate_coco  # noqa: E402
 
 H, W = 40, 50
@@ -174,15 +175,32 @@ def test_download_and_missing_files_fail_clearly(coco_dir):
         CocoDataset().load_coco(str(path), "train")
 
 
-SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                                      "data"))
+def test_weights_names_resolve_locally_or_fail_clearly():
+    from samples.coco.coco import COCO_WEIGHTS_NAME, ROOT, resolve_weights
+
+    class Model:  # the two MaskRCNN methods resolve_weights may call
+        def get_imagenet_weights(self):
+            return "/weights/of/this/backbone.h5"
+
+        def find_last(self):
+            return "/logs/last.h5"
+
+    model = Model()
+    assert resolve_weights(model, "imagenet", "logs") == "/weights/of/this/backbone.h5"
+    assert resolve_weights(model, "last", "logs") == "/logs/last.h5"
+    assert resolve_weights(model, "my.h5", "logs") == "my.h5"
+    if any(os.path.isfile(os.path.join(d, COCO_WEIGHTS_NAME)) for d in (ROOT, SHARED_DATA_DIR)):
+        pytest.skip("mask_rcnn_coco.h5 is present")
+    with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5.*does not download"):
+        resolve_weights(model, "coco", "logs")
 
 
 def _shared_coco():
     """(dataset_dir, subset, year) of a COCO-format dataset in ../shared/data, if any."""
     import glob
 
-    for ann in sorted(glob.glob(os.path.join(SHARED, "*", "annotations", "instances_*.json"))):
+    pattern = os.path.join(SHARED_DATA_DIR, "*", "annotations", "instances_*.json")
+    for ann in sorted(glob.glob(pattern)):
         name = os.path.basename(ann)[len("instances_"):-len(".json")]
         subset, year = name[:-4], name[-4:]
         if year.isdigit():

@@ -13,7 +13,7 @@ def read_requirements():
 
 
 setup(
-    name="mrcnn",
+    name="mrcnn-keras3",  # the import name is mrcnn; "mrcnn" on PyPI is an unrelated project
     version="0.1.0",
     description="Mask R-CNN for object detection and instance segmentation on TensorFlow 2 + Keras 3",
     long_description=(HERE / "README.md").read_text(),

@@ -158,10 +158,14 @@ class MaskRCNN:
         else:
             weights_io.save_weights_h5(self.keras_model, filepath)
 
-    def get_imagenet_weights(self, search=None):
-        """Path of the local ImageNet weights for this backbone (never downloads; raises
-        FileNotFoundError naming the file and where to put it). See load_imagenet_weights."""
-        return weights_io.find_imagenet_weights(self.config.BACKBONE, search)
+    def get_imagenet_weights(self, search=None, url=None):
+        """Path of the ImageNet notop file of this backbone (resnet50 or resnet101), as
+        matterport's method: found locally (search dirs, repository root, ../shared/data,
+        the cache $MRCNN_CACHE_DIR or ~/.keras/models), else downloaded into the cache from url
+        (default weights.IMAGENET_URLS) and checked by md5. See
+        weights.find_imagenet_weights; a failed download raises download.DownloadError
+        naming the URL and where to put the file by hand."""
+        return weights_io.find_imagenet_weights(self.config.BACKBONE, search, url=url)
 
     def load_imagenet_weights(self, filepath=None, verbose=1):
         """Initialises the backbone from ImageNet ResNet weights: the classic Keras ResNet50

@@ -30,18 +30,33 @@ from mrcnn.ops.masks import (
     unmold_mask,
 )
 
-# URL of matterport's COCO weights, kept for reference: mrcnn never downloads.
+# matterport's release of its COCO weights; download_trained_weights fetches it.
 COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 
 logger = logging.getLogger(__name__)
 
 
-def download_trained_weights(coco_model_path, verbose=1):
-    """matterport downloaded mask_rcnn_coco.h5 here. mrcnn never downloads: this raises with
-    where to get the file from and where to put it."""
-    raise RuntimeError(
-        f"mrcnn does not download weights. Fetch {COCO_MODEL_URL} yourself and save it as "
-        f"{coco_model_path}.")
+def download_trained_weights(coco_model_path, verbose=1, url=COCO_MODEL_URL):
+    """Downloads matterport's COCO weights (mask_rcnn_coco.h5) to coco_model_path, as
+    matterport did, and returns the path.
+
+    An existing readable weights file at coco_model_path is reused without any network access.
+    The download shows a progress bar on stderr (verbose > 0), is written to a temporary file
+    beside coco_model_path and renamed only once it is complete and is a readable HDF5 file with
+    layer names (matterport publishes no hash for it). url= points at a mirror.
+    Raises mrcnn.download.DownloadError (an OSError) naming the URL and coco_model_path, where a
+    file downloaded by hand is picked up.
+    """
+    from mrcnn.download import download_file
+    from mrcnn.weights import check_weights_file
+
+    if verbose > 0:
+        print(f"Downloading pretrained model to {coco_model_path} ...")
+    path = download_file(url, coco_model_path, validate=check_weights_file,
+                         progress=verbose > 0)
+    if verbose > 0:
+        print("... done downloading pretrained model!")
+    return path
 
 
 def mold_mask(mask, config):

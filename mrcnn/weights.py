@@ -19,13 +19,28 @@ import numpy as np
 __all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
            "layers_with_weights", "keras_applications_name", "find_imagenet_weights",
            "file_layer_names", "load_imagenet_weights", "find_weights_file",
-           "IMAGENET_FILES", "REPO_ROOT", "SHARED_DATA_DIR"]
+           "IMAGENET_FILES", "IMAGENET_URLS", "KNOWN_MD5", "REPO_ROOT", "SHARED_DATA_DIR",
+           "check_weights_file", "imagenet_search_dirs"]
 
 # ResNet ImageNet "notop" files: the classic Keras 2 ResNet50 file (matterport's layer names) and
 # keras.applications' files (conv2_block1_1_conv names) share these file names.
 IMAGENET_FILES = {
     "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "resnet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+# Where find_imagenet_weights downloads them from: resnet50 from the Keras 2 release matterport
+# used, resnet101 from keras.applications (no Keras 2 release had one).
+_KERAS2_RELEASE = "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
+_KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+IMAGENET_URLS = {
+    "resnet50": _KERAS2_RELEASE + IMAGENET_FILES["resnet50"],
+    "resnet101": _KERAS_APPLICATIONS + IMAGENET_FILES["resnet101"],
+}
+# md5 of the files at those URLs (matterport's and keras.applications' WEIGHTS_HASHES).
+KNOWN_MD5 = {
+    IMAGENET_URLS["resnet50"]: "a268eb855778b3df3c7506639542a6af",
+    _KERAS_APPLICATIONS + IMAGENET_FILES["resnet50"]: "4d473c1dd8becc155b73f8504c6f6626",
+    IMAGENET_URLS["resnet101"]: "88cf7a10940856eca736dc7b7e228a21",
 }
 
 # The repository root, and the folder beside it where real external data and weights live.
@@ -151,27 +166,78 @@ def keras_applications_name(name):
     return f"{prefix}{stage}{chr(96 + block)}_branch{branch}"
 
 
+def check_weights_file(filepath, need_any=()):
+    """Raises ValueError unless filepath is a readable Keras 2 layout h5 file with layer names
+    (and, when need_any is given, at least one of those layer names). Used to check a
+    download before it is kept."""
+    try:
+        names = file_layer_names(filepath)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{filepath} is not a readable HDF5 weights file with layer names: "
+                         f"{e}") from e
+    if not names:
+        raise ValueError(f"{filepath} lists no layers")
+    if need_any and not set(need_any) & set(names):
+        raise ValueError(f"{filepath} has none of the layers {sorted(need_any)} "
+                         f"(its first layers: {names[:5]})")
+    return names
+
+
 def find_weights_file(filename, directories):
     """Path of the first directories/filename that exists, else FileNotFoundError naming the
-    file and every directory searched. mrcnn never downloads weights."""
+    file and every directory searched. A local lookup only: it never downloads (see
+    find_imagenet_weights and utils.download_trained_weights for the downloading ones)."""
     for directory in directories:
         path = os.path.join(directory, filename)
         if os.path.isfile(path):
             return path
     raise FileNotFoundError(
-        f"weights file {filename} not found; mrcnn does not download weights. Put the file "
-        f"in one of: {', '.join(os.path.abspath(d) for d in directories)}")
+        f"weights file {filename} not found in any of: "
+        f"{', '.join(os.path.abspath(d) for d in directories)} (this local lookup does not "
+        f"download; utils.download_trained_weights(path) fetches mask_rcnn_coco.h5 and "
+        f"MaskRCNN.get_imagenet_weights() the ImageNet files)")
 
 
-def find_imagenet_weights(backbone, search=None):
-    """Path of a local ImageNet notop file for the backbone: in `search`, the repository
-    root, SHARED_DATA_DIR or ~/.keras/models; else FileNotFoundError saying which file to put
-    where. mrcnn never downloads it."""
-    filename = IMAGENET_FILES.get(backbone)
+def imagenet_search_dirs(search=None, cache_dir=None):
+    """Where find_imagenet_weights looks, in order: `search`, the repository root,
+    SHARED_DATA_DIR and the download cache (cache_dir, else $MRCNN_CACHE_DIR, else
+    ~/.keras/models)."""
+    from mrcnn.download import get_cache_dir
+
+    return list(search or []) + [REPO_ROOT, SHARED_DATA_DIR, get_cache_dir(cache_dir)]
+
+
+def find_imagenet_weights(backbone, search=None, url=None, md5=None, cache_dir=None,
+                          download=True, progress=True):
+    """Path of the ImageNet notop file for the backbone ("resnet50" or "resnet101").
+
+    Looks in imagenet_search_dirs(search, cache_dir) first and returns the first file found
+    there as it is (a file put there by hand is trusted). Otherwise, when download is true,
+    downloads it into the cache (mrcnn.download.download_file: progress bar, atomic write)
+    from `url` (default IMAGENET_URLS[backbone]), checks its md5 (default: the known md5 of
+    that URL, KNOWN_MD5; none for other URLs) and that it is an h5 file with ResNet layer
+    names. Raises FileNotFoundError when download is false and the file is nowhere, and
+    mrcnn.download.DownloadError (an OSError) naming the URL and the paths where a file
+    fetched by hand is picked up when the download fails.
+    """
+    filename = IMAGENET_FILES.get(backbone) if isinstance(backbone, str) else None
     if filename is None:
-        raise ValueError(f"no ImageNet weights known for backbone {backbone!r}")
-    return find_weights_file(filename, list(search or []) + [
-        REPO_ROOT, SHARED_DATA_DIR, os.path.join(os.path.expanduser("~"), ".keras", "models")])
+        raise ValueError(f"no ImageNet weights known for backbone {backbone!r} (known: "
+                         f"{', '.join(IMAGENET_FILES)})")
+    directories = imagenet_search_dirs(search, cache_dir)
+    try:
+        return find_weights_file(filename, directories)
+    except FileNotFoundError:
+        if not download:
+            raise
+    from mrcnn.download import download_file
+
+    url = url or IMAGENET_URLS[backbone]
+    md5 = md5 or KNOWN_MD5.get(url)
+    return download_file(
+        url, os.path.join(directories[-1], filename), md5=md5, progress=progress,
+        validate=lambda p: check_weights_file(p, need_any=("conv1", "conv1_conv")),
+        manual_hint=f"It is also found in any of: {', '.join(directories[:-1])}.")
 
 
 def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=False,

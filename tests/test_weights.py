@@ -145,4 +145,4 @@ def test_imagenet_init_from_keras_applications_file(tmp_path):
     from mrcnn.weights import find_imagenet_weights
 
     with pytest.raises(FileNotFoundError, match="resnet101_weights_tf_dim_ordering.*nowhere"):
-        find_imagenet_weights("resnet101", search=[str(tmp_path / "nowhere")])
+        find_imagenet_weights("resnet101", search=[str(tmp_path / "nowhere")], download=False)

@@ -57,7 +57,8 @@ def main(argv=None):
                         video_id=args.video_id, iou_threshold=args.iou_threshold,
                         max_age=args.max_age, min_hits=args.min_hits,
                         verbose=0 if args.quiet else 1)
-    summary = {k: out[k] for k in ("frames", "video", "json", "seconds", "detect_seconds")}
+    summary = {k: out[k] for k in ("frames", "video", "json", "seconds", "detect_seconds",
+                                   "detected_frames")}
     summary["tracks"] = len(out["tracks"])
     print(json.dumps(summary))
     return out

@@ -8,7 +8,7 @@ import colorsys
 
 import numpy as np
 
-__all__ = ["track_color", "color_splash", "annotate_frame", "render", "STYLES"]
+__all__ = ["track_color", "color_splash", "annotate_frame", "mask_crops", "render", "STYLES"]
 
 STYLES = ("annotate", "splash")
 _GOLDEN = 0.618033988749895
@@ -43,6 +43,16 @@ def color_splash(image, mask):
     return np.repeat(gray, 3, axis=-1)
 
 
+def mask_crops(masks):
+    """[H, W, N] bool -> N (tight box (y1, x1, y2, x2) pixels, mask inside it) pairs, the
+    crop None for an empty mask. The crops are views, not copies."""
+    from mrcnn.video.tracking import mask_boxes
+
+    tight, nonempty = mask_boxes(masks)
+    return [((y1, x1, y2, x2), masks[y1:y2, x1:x2, k] if ok else None)
+            for k, ((y1, x1, y2, x2), ok) in enumerate(zip(tight.tolist(), nonempty))]
+
+
 def annotate_frame(image, boxes, masks, track_ids, labels=None, alpha=0.5):
     """Masks blended in their track's colour, a 1-pixel outline and an "id label" caption.
 
@@ -50,41 +60,50 @@ def annotate_frame(image, boxes, masks, track_ids, labels=None, alpha=0.5):
     None; track_ids: [N] ints; labels: optional [N] strings (class names). Returns a new
     [H, W, 3] uint8 image. Pixels outside every mask, outline and caption are unchanged.
     """
+    crops = mask_crops(masks) if masks is not None else [(None, None)] * len(track_ids)
+    return _annotate(image, boxes, crops, track_ids, labels, alpha)
+
+
+def _annotate(image, boxes, crops, track_ids, labels=None, alpha=0.5):
     import cv2
 
     out = np.array(image, dtype=np.uint8, copy=True)
-    n = len(track_ids)
     colors = [track_color(t) for t in track_ids]
-    for k in range(n):
-        color = colors[k]
-        if masks is not None and masks[..., k].any():
-            m = masks[..., k]
-            out[m] = (out[m] * (1 - alpha) + color * alpha).astype(np.uint8)
+    for k, ((tight, m), color) in enumerate(zip(crops, colors)):
+        bgr = tuple(int(c) for c in color)
+        if m is not None:
+            y1, x1, y2, x2 = tight
+            region = out[y1:y2, x1:x2]
+            region[m] = (region[m] * (1 - alpha) + color * alpha).astype(np.uint8)
             contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
+                                           cv2.CHAIN_APPROX_SIMPLE, offset=(int(x1), int(y1)))
+            cv2.drawContours(out, contours, -1, bgr, 1)
         else:
             y1, x1, y2, x2 = (int(v) for v in boxes[k])
-            cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), tuple(int(c) for c in color), 1)
-    for k in range(n):
+            cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), bgr, 1)
+    scale = max(0.35, min(out.shape[:2]) / 900)
+    for k, color in enumerate(colors):
         y1, x1 = int(boxes[k][0]), int(boxes[k][1])
         text = f"{track_ids[k]}" + (f" {labels[k]}" if labels is not None else "")
-        scale = max(0.35, min(out.shape[:2]) / 900)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = max(y1, th + base)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), tuple(int(c) for c in colors[k]),
+        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), tuple(int(c) for c in color),
                       -1)
         cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
                     cv2.LINE_AA)
     return out
 
 
-def render(style, image, boxes, masks, track_ids, labels=None):
-    """One output frame in `style` ("annotate" or "splash")."""
+def render(style, image, boxes, crops, track_ids, labels=None):
+    """One output frame in `style` ("annotate" or "splash"). crops: mask_crops() of the
+    instances' masks (one (box, crop) pair per instance)."""
     if style == "annotate":
-        return annotate_frame(image, boxes, masks, track_ids, labels)
+        return _annotate(image, boxes, crops, track_ids, labels)
     if style == "splash":
-        if masks is None:
-            masks = np.zeros(np.asarray(image).shape[:2] + (0,), dtype=bool)
-        return color_splash(image, masks)
+        image = np.asarray(image)
+        keep = np.zeros(image.shape[:2] + (1,), dtype=bool)
+        for (y1, x1, y2, x2), m in crops:
+            if m is not None:
+                keep[y1:y2, x1:x2, 0] |= m
+        return color_splash(image, keep)
     raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")

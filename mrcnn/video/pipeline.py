@@ -12,7 +12,8 @@ nothing drawn.
 
 Resuming: each batch's detections are appended to `<json or video path>.partial.jsonl` (one
 line per frame, the batch written and fsync'ed at once, in batch_inference's record format:
-"file_name" is "<video file name>#<frame index>", "results" COCO results with RLE masks). A
+"file_name" is "<video file name>#<frame index>", "results" COCO results with RLE masks and
+category_id = the model's class id). A
 rerun reads it (mrcnn.batch_inference's reader: lines cut off by a kill are ignored), skips
 detection for every batch all of whose frames are there, and redoes the others with the same
 batch boundaries, so its inputs to the model are the same as an uninterrupted run's. Tracking
@@ -27,12 +28,34 @@ import time
 
 import numpy as np
 
-from mrcnn.video.drawing import STYLES, render
+from mrcnn.video.drawing import STYLES, mask_crops, render
 from mrcnn.video.io import VideoWriter, batched, read_frames, video_info
-from mrcnn.video.results import TrackResults, load_first_frame_masks, select_tracks
+from mrcnn.video.results import (
+    TrackResults,
+    encode_masks,
+    load_first_frame_masks,
+    select_tracks,
+)
 from mrcnn.video.tracking import Tracker
 
 __all__ = ["segment_video", "detections_from_record"]
+
+
+def detections_to_record(key, index, frame, det, crops=None):
+    """A detect() result -> (partial-file record with COCO results, their RLEs).
+
+    The record has batch_inference's fields (file_name, height, width, results as
+    evaluation.detections_to_coco writes them: image_id, category_id = the class id, bbox
+    [x, y, w, h], score, segmentation RLE); the masks are encoded in one call."""
+    rles = encode_masks(det["masks"], crops)
+    results = [{"image_id": int(index), "category_id": int(c),
+                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                "score": float(s), "segmentation": rle}
+               for (y1, x1, y2, x2), c, s, rle in zip(det["rois"], det["class_ids"],
+                                                     det["scores"], rles)]
+    record = {"file_name": key, "height": int(frame.shape[0]), "width": int(frame.shape[1]),
+              "results": results}
+    return record, rles
 
 
 def detections_from_record(record):
@@ -97,8 +120,6 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
     if first_frame_masks is not None:
         given = load_first_frame_masks(first_frame_masks)
     start = time.perf_counter()
-    from mrcnn.evaluation import detections_to_coco
-
     info = video_info(input_path)
     tracker = Tracker(iou_threshold=iou_threshold, max_age=max_age, min_hits=min_hits)
     results = TrackResults(video_id, category_of)
@@ -110,7 +131,7 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
     state = {"selection": None, "frames": 0}
     stats = {"detect_seconds": 0.0, "detected_frames": 0}
 
-    def emit(index, frame, det, ids):
+    def emit(index, frame, det, crops, rles, ids):
         keep = [k for k, t in enumerate(ids) if tracker.is_confirmed(t)]
         if given is not None:
             if state["selection"] is None:
@@ -118,12 +139,13 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
                                                    det["masks"][..., keep])
                 results.object_of_track = dict(state["selection"])
             keep = [k for k in keep if int(ids[k]) in state["selection"]]
-        masks = det["masks"][..., keep]
-        results.add(index, ids[keep], det["class_ids"][keep], det["scores"][keep], masks)
+        results.add(index, ids[keep], det["class_ids"][keep], det["scores"][keep],
+                    [rles[k] for k in keep])
         if writer is not None:
             labels = [class_names[c] if class_names is not None else str(c)
                       for c in det["class_ids"][keep]]
-            writer.write(render(style, frame, det["rois"][keep], masks, ids[keep], labels))
+            writer.write(render(style, frame, det["rois"][keep], [crops[k] for k in keep],
+                                ids[keep], labels))
 
     bar = None
     if verbose:
@@ -138,6 +160,8 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
                 keys = [f"{name}#{first + j}" for j in range(len(frames))]
                 if all(k in done for k in keys):
                     dets = [detections_from_record(done[k]) for k in keys]
+                    crops = [mask_crops(d["masks"]) for d in dets]
+                    rles = [[r["segmentation"] for r in done[k]["results"]] for k in keys]
                 else:
                     if stop_after is not None and stats["detected_frames"] >= stop_after:
                         return None
@@ -145,16 +169,19 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
                     dets = model.detect(frames)
                     stats["detect_seconds"] += time.perf_counter() - t
                     stats["detected_frames"] += len(frames)
-                    f.write("".join(json.dumps({
-                        "file_name": key, "height": int(frame.shape[0]),
-                        "width": int(frame.shape[1]),
-                        "results": detections_to_coco(None, first + j, det, int)}) + "\n"
-                        for j, (key, frame, det) in enumerate(zip(keys, frames, dets))))
+                    crops = [mask_crops(d["masks"]) for d in dets]
+                    records, rles = zip(*(
+                        detections_to_record(key, first + j, frame, det, c)
+                        for j, (key, frame, det, c) in enumerate(zip(keys, frames, dets, crops))))
+                    f.write("".join(json.dumps(r) + "\n" for r in records))
                     f.flush()
                     os.fsync(f.fileno())
                 for j, (frame, det) in enumerate(zip(frames, dets)):
-                    ids = tracker.update(det["rois"], det["class_ids"], det["masks"])
-                    pending.append((first + j, frame, det, ids))
+                    tight = (np.array([c[0] for c in crops[j]], dtype=np.int64).reshape(-1, 4),
+                             np.array([c[1] is not None for c in crops[j]], dtype=bool))
+                    ids = tracker.update(det["rois"], det["class_ids"], det["masks"],
+                                         tight=tight)
+                    pending.append((first + j, frame, det, crops[j], rles[j], ids))
                     while len(pending) >= tracker.min_hits:
                         emit(*pending.popleft())
                 first += len(frames)

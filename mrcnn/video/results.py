@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["encode_mask", "decode_mask", "TrackResults", "load_first_frame_masks",
+__all__ = ["encode_mask", "encode_masks", "decode_mask", "TrackResults", "load_first_frame_masks",
            "select_tracks"]
 
 
@@ -31,6 +31,32 @@ def encode_mask(mask):
     rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
+
+
+def encode_masks(masks, crops=None):
+    """[H, W, N] bool -> N COCO RLE dicts, encoded in one pycocotools call.
+
+    crops: drawing.mask_crops(masks), if already computed. Only each mask's box is copied into
+    the column-major buffer pycocotools wants (converting the whole [H, W, N] array is a slow
+    strided transpose)."""
+    from pycocotools import mask as mask_utils
+
+    masks = np.asarray(masks)
+    if masks.shape[-1] == 0:
+        return []
+    if crops is None:
+        from mrcnn.video.drawing import mask_crops
+
+        crops = mask_crops(masks)
+    h, w, n = masks.shape
+    buffer = np.zeros((n, w, h), dtype=np.uint8)  # C order [N, W, H] = Fortran [H, W, N]
+    for k, ((y1, x1, y2, x2), m) in enumerate(crops):
+        if m is not None:
+            buffer[k, x1:x2, y1:y2] = m.T
+    rles = mask_utils.encode(buffer.transpose(2, 1, 0))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
 
 
 def decode_mask(rle):
@@ -56,14 +82,14 @@ class TrackResults:
         self._tracks = {}  # track id -> {"class_id", "scores": [], "segs": {frame: rle}}
         self.object_of_track = {}  # semi-supervised: track id -> object id
 
-    def add(self, frame_index, track_ids, class_ids, scores, masks):
-        """The instances reported in one frame. masks: [H, W, N] bool."""
+    def add(self, frame_index, track_ids, class_ids, scores, rles):
+        """The instances reported in one frame. rles: N COCO RLE dicts (encode_masks)."""
         self.frames = max(self.frames, frame_index + 1)
         for k, track_id in enumerate(track_ids):
             entry = self._tracks.setdefault(int(track_id), {
                 "class_id": int(class_ids[k]), "scores": [], "segs": {}})
             entry["scores"].append(float(scores[k]))
-            entry["segs"][frame_index] = encode_mask(masks[..., k])
+            entry["segs"][frame_index] = rles[k]
 
     def set_frame_count(self, count):
         self.frames = max(self.frames, int(count))

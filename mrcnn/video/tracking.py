@@ -177,9 +177,9 @@ class Tracker:
         """Whether the track was confirmed at some frame so far (it stays so after it dies)."""
         return track_id in self._confirmed_ids
 
-    def cost_matrix(self, boxes, class_ids, masks=None):
+    def cost_matrix(self, boxes, class_ids, masks=None, tight=None):
         """[tracks, detections] IoU of the live tracks (as predicted for the next frame) with
-        the detections; -1 where the classes differ."""
+        the detections; -1 where the classes differ. tight: mask_boxes(masks), if known."""
         frame = self.frame + 1
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         class_ids = np.asarray(class_ids).reshape(-1)
@@ -190,7 +190,7 @@ class Tracker:
         use_masks = self.use_masks and masks is not None and np.asarray(masks).shape[-1] == n
         if use_masks:
             masks = np.asarray(masks, dtype=bool)
-            det_boxes, nonempty = mask_boxes(masks)
+            det_boxes, nonempty = mask_boxes(masks) if tight is None else tight
             det_areas = [int(masks[b[0]:b[2], b[1]:b[3], k].sum()) if nonempty[k] else 0
                          for k, b in enumerate(det_boxes)]
         offsets = [t.predicted_offset(frame) if self.predict_motion else (0, 0)
@@ -209,11 +209,11 @@ class Tracker:
                     ious[i, k] = box_ious[i, k]
         return ious
 
-    def update(self, boxes, class_ids, masks=None, scores=None):
+    def update(self, boxes, class_ids, masks=None, scores=None, tight=None):
         """Advances one frame. boxes: [N, (y1, x1, y2, x2)] pixels; class_ids: [N]; masks:
         optional [H, W, N] bool; scores: unused (accepted so a detect() result can be passed
-        as **kwargs). Returns [N] int64 track ids, one per detection (new detections get new,
-        tentative ids)."""
+        as **kwargs); tight: mask_boxes(masks) when already computed. Returns [N] int64 track
+        ids, one per detection (new detections get new, tentative ids)."""
         del scores
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         class_ids = np.asarray(class_ids).reshape(-1)
@@ -224,7 +224,9 @@ class Tracker:
             masks = np.asarray(masks, dtype=bool)
             if masks.ndim != 3 or masks.shape[-1] != n:
                 raise ValueError(f"masks must be [height, width, {n}], got {masks.shape}")
-        ious = self.cost_matrix(boxes, class_ids, masks)
+        if masks is not None and self.use_masks and tight is None:
+            tight = mask_boxes(masks)
+        ious = self.cost_matrix(boxes, class_ids, masks, tight)
         self.frame += 1
         frame = self.frame
         cost = np.where(ious >= max(self.iou_threshold, 1e-9), 1.0 - ious, _INFEASIBLE)
@@ -239,7 +241,7 @@ class Tracker:
         matched_tracks = set()
         for i, k in pairs:
             track = self.tracks[i]
-            track.update(*self._state(boxes[k], masks, k), frame)
+            track.update(*self._state(boxes[k], masks, tight, k), frame)
             if track.hits >= self.min_hits and not track.confirmed:
                 track.confirmed = True
                 self._confirmed_ids.add(track.track_id)
@@ -251,7 +253,8 @@ class Tracker:
                                        and frame - track.last_frame <= self.max_age):
                 survivors.append(track)
         for k in np.flatnonzero(ids < 0):
-            track = Track(self._next_id, class_ids[k], *self._state(boxes[k], masks, k), frame)
+            track = Track(self._next_id, class_ids[k], *self._state(boxes[k], masks, tight, k),
+                          frame)
             self._next_id += 1
             if self.min_hits <= 1:
                 track.confirmed = True
@@ -280,14 +283,10 @@ class Tracker:
                     cost[a, b] = d / scale
         return cost
 
-    def _state(self, box, masks, k):
+    def _state(self, box, masks, tight, k):
         """(box, crop) kept for a matched detection: the mask's tight box and the mask inside
         it, or the detection box and no crop when there is no (non-empty) mask."""
-        if masks is None or not self.use_masks:
+        if tight is None or not tight[1][k]:
             return box, None
-        m = masks[..., k]
-        (tight,), (nonempty,) = mask_boxes(m[..., None])
-        if not nonempty:
-            return box, None
-        y1, x1, y2, x2 = tight
-        return tight.astype(np.float64), m[y1:y2, x1:x2].copy()
+        y1, x1, y2, x2 = tight[0][k]
+        return tight[0][k].astype(np.float64), masks[y1:y2, x1:x2, k].copy()

@@ -216,9 +216,15 @@ def test_first_frame_mask_errors(clip, tmp_path):
                       first_frame_masks=np.zeros(SHAPE, np.uint8), verbose=0)
     small = np.zeros((10, 10), np.uint8)
     small[2:5, 2:5] = 1
-    with pytest.raises(ValueError, match="first-frame masks are 10x10, the video is 200x120"):
+    with pytest.raises(ValueError, match="first-frame masks are 10x10, the video .* is 200x120"):
         segment_video(model, clip["path"], json_path=str(tmp_path / "x.json"),
                       first_frame_masks=small, verbose=0)
+    nowhere = np.zeros(SHAPE, np.uint8)
+    nowhere[0:3, 0:3] = 7  # background only: overlaps no detection
+    with pytest.warns(UserWarning, match="object 7 overlaps no detection"):
+        out = segment_video(model, clip["path"], json_path=str(tmp_path / "none.json"),
+                            first_frame_masks=nowhere, verbose=0)
+    assert out["tracks"] == [] and json.load(open(tmp_path / "none.json")) == []
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
         segment_video(model, str(tmp_path / "nope.mp4"), json_path=str(tmp_path / "x.json"))
 

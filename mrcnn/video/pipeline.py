@@ -121,6 +121,9 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
         given = load_first_frame_masks(first_frame_masks)
     start = time.perf_counter()
     info = video_info(input_path)
+    if given is not None and given[0].shape[:2] != (info.height, info.width):
+        raise ValueError(f"first-frame masks are {given[0].shape[1]}x{given[0].shape[0]}, the "
+                         f"video {input_path} is {info.width}x{info.height}")
     tracker = Tracker(iou_threshold=iou_threshold, max_age=max_age, min_hits=min_hits)
     results = TrackResults(video_id, category_of)
     partial = (json_path or output) + ".partial.jsonl"

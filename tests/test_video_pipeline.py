@@ -81,6 +81,8 @@ def test_video_and_json(clip, tmp_path):
     entries = json.load(open(tmp_path / "tracks.json"))
     assert entries == json.loads(json.dumps(out["tracks"]))
     assert len(entries) == 3  # the three objects; the one-frame false positive is not there
+    # Back-filled: confirmed at frame 2 (min_hits = 3), reported from frame 0.
+    assert all(e["segmentations"][0] is not None for e in entries)
     for e in entries:
         assert set(e) >= {"video_id", "category_id", "segmentations", "score"}
         assert e["video_id"] == 1 and len(e["segmentations"]) == 24

@@ -150,3 +150,21 @@ def test_occluded_object_keeps_its_id_with_max_age_3():
     # With max_age = 2 the track is gone when the object comes back: a second id.
     hyps = run_tracker(results, max_age=2)
     assert len(mot.clear_mot(gts, hyps)["assignment"][1]) == 2
+
+
+def test_tracker_needs_neither_tensorflow_nor_cv2():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from mrcnn.video import Tracker\n"
+            "m = np.zeros((20, 20, 1), bool); m[2:8, 2:8] = True\n"
+            "t = Tracker(min_hits=1)\n"
+            "assert t.update([[2, 2, 8, 8]], [1], m)[0] == 1\n"
+            "assert t.update([[3, 3, 9, 9]], [1], np.roll(m, 1, (0, 1)))[0] == 1\n"
+            "print(sorted(k for k in ('tensorflow', 'keras', 'cv2') if k in sys.modules))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -209,12 +209,10 @@ class Tracker:
                     ious[i, k] = box_ious[i, k]
         return ious
 
-    def update(self, boxes, class_ids, masks=None, scores=None, tight=None):
+    def update(self, boxes, class_ids, masks=None, tight=None):
         """Advances one frame. boxes: [N, (y1, x1, y2, x2)] pixels; class_ids: [N]; masks:
-        optional [H, W, N] bool; scores: unused (accepted so a detect() result can be passed
-        as **kwargs); tight: mask_boxes(masks) when already computed. Returns [N] int64 track
-        ids, one per detection (new detections get new, tentative ids)."""
-        del scores
+        optional [H, W, N] bool; tight: mask_boxes(masks) when already computed. Returns [N]
+        int64 track ids, one per detection (new detections get new, tentative ids)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         class_ids = np.asarray(class_ids).reshape(-1)
         n = len(boxes)

@@ -251,3 +251,8 @@ def test_resume_skips_detected_batches_and_gives_the_same_outputs(clip, tmp_path
     assert resumed["detected_frames"] == 16 and not partial.exists()
     assert json.load(open(out)) == json.load(open(tmp_path / "full.json")) == \
         json.loads(json.dumps(full["tracks"]))
+    # A partial file left by another video of the same name is refused, by name.
+    record = json.loads(lines[0])
+    partial.write_text(json.dumps(dict(record, width=64)) + "\n")
+    with pytest.raises(ValueError, match="resumed.json.partial.jsonl .* another video"):
+        segment_video(model, clip["path"], json_path=out, batch_size=1, verbose=0)

@@ -18,7 +18,8 @@ rerun reads it (mrcnn.batch_inference's reader: lines cut off by a kill are igno
 detection for every batch all of whose frames are there, and redoes the others with the same
 batch boundaries, so its inputs to the model are the same as an uninterrupted run's. Tracking
 and drawing are cheap and rerun over the whole video, so the outputs are the same as an
-uninterrupted run's. The partial file is removed when the outputs are written.
+uninterrupted run's. The partial file is removed when the outputs are written. A partial file
+whose frame sizes differ from the video's (left by another video) is refused with an error.
 """
 
 import collections
@@ -162,6 +163,12 @@ def segment_video(model, input_path, output=None, json_path=None, first_frame_ma
             for frames in batched(read_frames(input_path), int(batch_size)):
                 keys = [f"{name}#{first + j}" for j in range(len(frames))]
                 if all(k in done for k in keys):
+                    for k, frame in zip(keys, frames):
+                        if (done[k]["height"], done[k]["width"]) != frame.shape[:2]:
+                            raise ValueError(
+                                f"{partial} has a {done[k]['width']}x{done[k]['height']} "
+                                f"frame {k}, but {input_path} is {frame.shape[1]}x"
+                                f"{frame.shape[0]}: it belongs to another video; delete it")
                     dets = [detections_from_record(done[k]) for k in keys]
                     crops = [mask_crops(d["masks"]) for d in dets]
                     rles = [[r["segmentation"] for r in done[k]["results"]] for k in keys]

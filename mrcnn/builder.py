@@ -10,7 +10,7 @@ import functools
 import keras
 from keras import layers as KL
 
-from mrcnn.backbone import build_backbone, fpn_graph
+from mrcnn.backbone import ResNetStyle, build_backbone, fpn_graph
 from mrcnn.heads.fpn_heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.heads.rpn import build_rpn_model
 from mrcnn.layers import (
@@ -75,12 +75,15 @@ def _image_inputs(config):
 def _backbone_rpn(config, input_image):
     """Backbone, FPN and RPN. Returns (rpn_feature_maps, mrcnn_feature_maps, rpn outputs)."""
     train_bn = train_bn_flag(config)
-    C2, C3, C4, C5 = build_backbone(input_image, config.BACKBONE, train_bn)
+    style = ResNetStyle(stride_on_3x3=config.RESNET_STRIDE_ON_3X3,
+                        symmetric_padding=config.RESNET_SYMMETRIC_PADDING,
+                        bn_epsilon=config.BN_EPSILON)
+    C2, C3, C4, C5 = build_backbone(input_image, config.BACKBONE, train_bn, style)
     P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE)
     rpn_feature_maps = [P2, P3, P4, P5, P6]
     mrcnn_feature_maps = [P2, P3, P4, P5]
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE)
+                          config.TOP_DOWN_PYRAMID_SIZE, config.RPN_CONV_CHANNELS)
     level_outputs = [rpn([p]) for p in rpn_feature_maps]
     names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
     # float32 under mixed precision: proposals and losses read them.
@@ -91,7 +94,39 @@ def _backbone_rpn(config, input_image):
 
 def _heads_kwargs(config):
     return {"train_bn": train_bn_flag(config), "roi_align_mode": config.ROI_ALIGN_MODE,
-            "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO}
+            "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO,
+            "level_mapper": config.ROI_LEVEL_MAPPER, "batch_norm": config.HEADS_BATCH_NORM}
+
+
+def _proposal_layer(config, proposal_count):
+    return ProposalLayer(
+        proposal_count=proposal_count, nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT, rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
+        decode_frame=config.BOX_DECODE_FRAME,
+        num_levels=len(config.BACKBONE_STRIDES) if config.RPN_NMS_PER_LEVEL else None,
+        min_size=config.RPN_MIN_SIZE, delta_clamp=config.BBOX_DELTA_CLAMP, name="ROI")
+
+
+def _pyramid_anchors(config, input_image, return_levels=False):
+    return PyramidAnchors(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+                          config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE,
+                          layout=config.RPN_ANCHOR_LAYOUT, return_levels=return_levels,
+                          name="anchors")(input_image)
+
+
+def _proposals(config, proposal_count, rpn_class, rpn_bbox, anchors, input_image,
+               input_image_meta):
+    """ROI proposals. Matterport's configuration uses `anchors` (None: computed in the graph);
+    torchvision's (anchor layout, pixel frame, per-level NMS) computes the anchors and their
+    levels in the graph from the image size, and reads the image window from the meta."""
+    if (config.RPN_ANCHOR_LAYOUT == "matterport" and not config.RPN_NMS_PER_LEVEL
+            and config.BOX_DECODE_FRAME == "normalized"):
+        if anchors is None:
+            anchors = _pyramid_anchors(config, input_image)
+        return _proposal_layer(config, proposal_count)(rpn_class, rpn_bbox, anchors)
+    anchors, levels = _pyramid_anchors(config, input_image, return_levels=True)
+    return _proposal_layer(config, proposal_count)(rpn_class, rpn_bbox, anchors,
+                                                   input_image_meta, levels)
 
 
 @_with_config_precision
@@ -110,10 +145,8 @@ def build_inference_model(config):
     input_anchors = keras.Input(shape=[None, 4], name="input_anchors")
     _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
         config, input_image)
-    rpn_rois = ProposalLayer(
-        proposal_count=config.POST_NMS_ROIS_INFERENCE, nms_threshold=config.RPN_NMS_THRESHOLD,
-        pre_nms_limit=config.PRE_NMS_LIMIT, rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
-        name="ROI")(rpn_class, rpn_bbox, input_anchors)
+    rpn_rois = _proposals(config, config.POST_NMS_ROIS_INFERENCE, rpn_class, rpn_bbox,
+                          input_anchors, input_image, input_image_meta)
     kw = _heads_kwargs(config)
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
@@ -122,7 +155,9 @@ def build_inference_model(config):
         max_instances=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
         nms_threshold=config.DETECTION_NMS_THRESHOLD, bbox_std_dev=config.BBOX_STD_DEV,
-        name="mrcnn_detection")(rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
+        per_class=config.DETECTION_PER_CLASS, min_size=config.DETECTION_MIN_SIZE,
+        delta_clamp=config.BBOX_DELTA_CLAMP, name="mrcnn_detection")(
+        rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
     detection_boxes = detections[..., :4]
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
@@ -160,13 +195,8 @@ def build_training_model(config):
 
     _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
         config, input_image)
-    anchors = PyramidAnchors(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-                             config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE,
-                             name="anchors")(input_image)
-    rpn_rois = ProposalLayer(
-        proposal_count=config.POST_NMS_ROIS_TRAINING, nms_threshold=config.RPN_NMS_THRESHOLD,
-        pre_nms_limit=config.PRE_NMS_LIMIT, rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
-        name="ROI")(rpn_class, rpn_bbox, anchors)
+    rpn_rois = _proposals(config, config.POST_NMS_ROIS_TRAINING, rpn_class, rpn_bbox, None,
+                          input_image, input_image_meta)
     if config.USE_RPN_ROIS:
         target_rois = rpn_rois
     else:

@@ -132,7 +132,9 @@ class Config:
     # --- mrcnn: new attributes ---
     # "paper": RoIAlign as He et al. define it, each bin the mean of ROI_ALIGN_SAMPLING_RATIO^2
     # bilinear samples. "matterport": one crop_and_resize sample per bin, as the released
-    # mask_rcnn_coco.h5 weights were trained with.
+    # mask_rcnn_coco.h5 weights were trained with. "torchvision": torchvision's RoIAlign with
+    # aligned=False (bins on pixel boxes / stride, ROIs at least 1 feature cell wide, samples
+    # past the last cell take its value); needs BOX_DECODE_FRAME = "pixels".
     ROI_ALIGN_MODE = "paper"
     ROI_ALIGN_SAMPLING_RATIO = 2
     # True: images with no instances are skipped in training (matterport's behaviour). False: they
@@ -143,6 +145,46 @@ class Config:
     # the low precision with float32 weights; box geometry, NMS, RoIAlign sampling, the output
     # softmax/sigmoid layers and every loss stay float32.
     MIXED_PRECISION = None
+
+    # --- mrcnn: architecture switches (torchvision's Mask R-CNN: see mrcnn/presets.py) ---
+    # Every default is matterport's behaviour (mask_rcnn_coco.h5 needs them).
+    # ResNet "v1.5": a downsampling bottleneck strides its 3x3 conv, not its first 1x1 conv.
+    RESNET_STRIDE_ON_3X3 = False
+    # Strided 3x3 convs and the stem max-pool pad 1 pixel on every side (PyTorch) instead of
+    # Keras "same" padding (bottom/right only on even inputs).
+    RESNET_SYMMETRIC_PADDING = False
+    # Epsilon of the backbone BatchNorm layers (Keras default 1e-3; torchvision 1e-5).
+    BN_EPSILON = 1e-3
+    # Channels of the RPN's shared 3x3 conv (matterport 512, torchvision 256).
+    RPN_CONV_CHANNELS = 512
+    # "matterport": anchor sizes as computed, centres at i * BACKBONE_STRIDES[level].
+    # "torchvision": half-sides rounded to integers, centres at i * (image_size // grid_size)
+    # per axis (AnchorGenerator; P6 of an 800-px image then has stride 61, not 64).
+    RPN_ANCHOR_LAYOUT = "matterport"
+    # True: PRE_NMS_LIMIT anchors per pyramid level, NMS within each level (torchvision);
+    # False: PRE_NMS_LIMIT over all levels and one NMS (matterport).
+    RPN_NMS_PER_LEVEL = False
+    # Proposals and detections narrower or lower than this many pixels are dropped (0: none).
+    RPN_MIN_SIZE = 0.0
+    DETECTION_MIN_SIZE = 0.0
+    # Upper bound of the de-normalized log(dh), log(dw) deltas (None: no bound; torchvision
+    # log(1000 / 16)).
+    BBOX_DELTA_CLAMP = None
+    # "normalized": deltas are applied to normalized boxes and proposals are clipped to the
+    # whole padded image (matterport). "pixels": deltas are applied to pixel boxes (widths
+    # x2 - x1 without +1) and boxes are clipped to the image window (torchvision).
+    BOX_DECODE_FRAME = "normalized"
+    # RoI -> pyramid level. "matterport": round(4 + log2(sqrt(wh) / (224 / sqrt(image area))))
+    # on normalized boxes. "torchvision": floor(4 + log2(sqrt(wh) / 224 + 1e-6)), wh in pixels.
+    ROI_LEVEL_MAPPER = "matterport"
+    # BatchNorm layers after the box head's FC layers and the mask head's convs (matterport's
+    # heads have them, torchvision's v1 heads do not).
+    HEADS_BATCH_NORM = True
+    # False: each ROI gives one detection, of its most probable class (matterport). True: every
+    # (ROI, class) pair scoring above DETECTION_MIN_CONFIDENCE is a candidate (torchvision).
+    DETECTION_PER_CLASS = False
+    # Per-channel divisor applied after MEAN_PIXEL is subtracted (None: 1, matterport).
+    STD_PIXEL = None
 
     def __init__(self):
         # A function assigned as a class attribute would bind to the instance: keep it plain.
@@ -257,12 +299,47 @@ class Config:
             fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; known: {LOSS_NAMES}")
         if self.TRAIN_BN not in (True, False, None):
             fail("TRAIN_BN", "must be True, False or None")
-        if self.ROI_ALIGN_MODE not in ("paper", "matterport"):
-            fail("ROI_ALIGN_MODE", "must be 'paper' or 'matterport'")
+        if self.ROI_ALIGN_MODE not in ("paper", "matterport", "torchvision"):
+            fail("ROI_ALIGN_MODE", "must be 'paper', 'matterport' or 'torchvision'")
         if self.MIXED_PRECISION not in PRECISIONS:
             fail("MIXED_PRECISION", f"must be one of {PRECISIONS}")
+        self._validate_architecture_switches(fail)
         if not math.isfinite(float(self.DETECTION_MIN_CONFIDENCE)):
             fail("DETECTION_MIN_CONFIDENCE", "must be finite")
+
+    def _validate_architecture_switches(self, fail):
+        for attr in ("RESNET_STRIDE_ON_3X3", "RESNET_SYMMETRIC_PADDING", "RPN_NMS_PER_LEVEL",
+                     "HEADS_BATCH_NORM", "DETECTION_PER_CLASS"):
+            if getattr(self, attr) not in (True, False):
+                fail(attr, "must be True or False")
+        if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:
+            fail("BN_EPSILON", "must be a number > 0")
+        if isinstance(self.RPN_CONV_CHANNELS, bool) or \
+                not isinstance(self.RPN_CONV_CHANNELS, (int, np.integer)) or \
+                self.RPN_CONV_CHANNELS < 1:
+            fail("RPN_CONV_CHANNELS", "must be a positive integer")
+        choices = {"RPN_ANCHOR_LAYOUT": ("matterport", "torchvision"),
+                   "BOX_DECODE_FRAME": ("normalized", "pixels"),
+                   "ROI_LEVEL_MAPPER": ("matterport", "torchvision")}
+        for attr, allowed in choices.items():
+            if getattr(self, attr) not in allowed:
+                fail(attr, f"must be one of {allowed}")
+        for attr in ("RPN_MIN_SIZE", "DETECTION_MIN_SIZE"):
+            v = getattr(self, attr)
+            if not isinstance(v, (int, float)) or v < 0:
+                fail(attr, "must be a number >= 0")
+        if self.BBOX_DELTA_CLAMP is not None and not (
+                isinstance(self.BBOX_DELTA_CLAMP, (int, float)) and self.BBOX_DELTA_CLAMP > 0):
+            fail("BBOX_DELTA_CLAMP", "must be None or a number > 0")
+        if self.STD_PIXEL is not None:
+            v = np.asarray(self.STD_PIXEL, dtype=np.float64)
+            if v.size != self.IMAGE_CHANNEL_COUNT or np.any(v <= 0):
+                fail("STD_PIXEL", f"must be None or IMAGE_CHANNEL_COUNT "
+                                  f"({self.IMAGE_CHANNEL_COUNT}) positive numbers")
+        if self.RPN_NMS_PER_LEVEL and self.BOX_DECODE_FRAME != "pixels":
+            fail("RPN_NMS_PER_LEVEL", "True needs BOX_DECODE_FRAME = 'pixels'")
+        if self.ROI_ALIGN_MODE == "torchvision" and self.BOX_DECODE_FRAME != "pixels":
+            fail("ROI_ALIGN_MODE", "'torchvision' needs BOX_DECODE_FRAME = 'pixels'")
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self):

@@ -174,6 +174,18 @@ class MaskRCNN:
         filepath = filepath or self.get_imagenet_weights()
         return weights_io.load_imagenet_weights(self.keras_model, filepath, verbose=verbose)
 
+    def load_torchvision_weights(self, path_or_state_dict, verbose=1):
+        """Loads torchvision's maskrcnn_resnet50_fpn weights (a .pth path or a state_dict).
+
+        The config must reproduce torchvision's architecture: mrcnn.presets.
+        TorchvisionMaskRCNNConfig (or a subclass). Raises torchvision_weights.
+        TorchvisionWeightsError listing missing, unexpected and mismatched keys. Reading a file
+        imports torch. Returns the number of tensors loaded."""
+        from mrcnn import torchvision_weights
+
+        return torchvision_weights.load_torchvision_weights(
+            self.keras_model, self.config, path_or_state_dict, verbose=verbose)
+
     def set_log_dir(self, model_path=None):
         """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the
         run of model_path when it follows the checkpoint naming scheme (training module)."""

@@ -8,24 +8,34 @@ from mrcnn.layers.roi_align import PyramidROIAlign
 __all__ = ["fpn_classifier_graph", "build_fpn_mask_graph"]
 
 
+def _maybe_bn(x, name, train_bn, batch_norm):
+    if not batch_norm:
+        return x
+    return TimeDistributed(BatchNorm(frozen=not train_bn), name=name)(x)
+
+
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, roi_align_mode="paper", sampling_ratio=2):
+                         fc_layers_size=1024, roi_align_mode="paper", sampling_ratio=2,
+                         level_mapper="matterport", batch_norm=True):
     """Classifier and box regressor on pooled ROI features.
 
     rois: [batch, N, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
+    roi_align_mode, sampling_ratio, level_mapper: see PyramidROIAlign. batch_norm: False
+    leaves out mrcnn_class_bn1/bn2 (Config.HEADS_BATCH_NORM; torchvision's TwoMLPHead).
     Returns mrcnn_class_logits [batch, N, num_classes], mrcnn_probs [batch, N, num_classes],
     mrcnn_bbox [batch, N, num_classes, (dy, dx, log(dh), log(dw))].
     """
     x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
-                        sampling_ratio=sampling_ratio, name="roi_align_classifier")(
-        rois, image_meta, feature_maps)
-    # Two 1024-wide "FC" layers, as convolutions.
+                        sampling_ratio=sampling_ratio, level_mapper=level_mapper,
+                        name="roi_align_classifier")(rois, image_meta, feature_maps)
+    # Two 1024-wide "FC" layers, as convolutions (a kernel over the whole pooled map is an FC
+    # layer on the features flattened in (y, x, channel) order).
     x = TimeDistributed(KL.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
                         name="mrcnn_class_conv1")(x)
-    x = TimeDistributed(BatchNorm(frozen=not train_bn), name="mrcnn_class_bn1")(x)
+    x = _maybe_bn(x, "mrcnn_class_bn1", train_bn, batch_norm)
     x = KL.Activation("relu")(x)
     x = TimeDistributed(KL.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
-    x = TimeDistributed(BatchNorm(frozen=not train_bn), name="mrcnn_class_bn2")(x)
+    x = _maybe_bn(x, "mrcnn_class_bn2", train_bn, batch_norm)
     x = KL.Activation("relu")(x)
     shared = KL.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)
     mrcnn_class_logits = TimeDistributed(KL.Dense(num_classes), name="mrcnn_class_logits")(shared)
@@ -38,17 +48,19 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_align_mode="paper", sampling_ratio=2):
+                         roi_align_mode="paper", sampling_ratio=2, level_mapper="matterport",
+                         batch_norm=True):
     """Mask head: per-class sigmoid masks of size 2 * pool_size.
 
+    batch_norm: False leaves out mrcnn_mask_bn1..4 (torchvision's MaskRCNNHeads).
     Returns [batch, N, 2 * pool_size, 2 * pool_size, num_classes] probabilities.
     """
     x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
-                        sampling_ratio=sampling_ratio, name="roi_align_mask")(
-        rois, image_meta, feature_maps)
+                        sampling_ratio=sampling_ratio, level_mapper=level_mapper,
+                        name="roi_align_mask")(rois, image_meta, feature_maps)
     for i in range(1, 5):
         x = TimeDistributed(KL.Conv2D(256, (3, 3), padding="same"), name=f"mrcnn_mask_conv{i}")(x)
-        x = TimeDistributed(BatchNorm(frozen=not train_bn), name=f"mrcnn_mask_bn{i}")(x)
+        x = _maybe_bn(x, f"mrcnn_mask_bn{i}", train_bn, batch_norm)
         x = KL.Activation("relu")(x)
     x = TimeDistributed(KL.Conv2DTranspose(256, (2, 2), strides=2, activation="relu"),
                         name="mrcnn_mask_deconv")(x)

@@ -11,7 +11,8 @@ from mrcnn.ops.anchors import generate_pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
 __all__ = ["Float32Layer", "BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
-           "pyramid_anchors_graph"]
+           "pyramid_anchors_graph", "normalized_to_pixels_graph", "pixel_frame_scale_graph",
+           "clamp_log_deltas_graph", "small_boxes_graph"]
 
 
 class Float32Layer(keras.layers.Layer):
@@ -89,12 +90,19 @@ class NormBoxes(Float32Layer):
         return boxes_shape
 
 
-def pyramid_anchors_graph(image, scales, ratios, feature_strides, anchor_stride):
-    """Normalized anchors for images [batch, h, w, C]: [batch, anchors, (y1, x1, y2, x2)]."""
+def pyramid_anchors_graph(image, scales, ratios, feature_strides, anchor_stride,
+                          layout="matterport", return_levels=False):
+    """Normalized anchors for images [batch, h, w, C]: [batch, anchors, (y1, x1, y2, x2)];
+    with return_levels also [batch, anchors] int32 pyramid level index of each anchor."""
     hw = tf.shape(image)[1:3]
-    anchors = generate_pyramid_anchors_graph(hw, scales, ratios, feature_strides, anchor_stride)
+    anchors, levels = generate_pyramid_anchors_graph(hw, scales, ratios, feature_strides,
+                                                     anchor_stride, layout, return_levels=True)
     anchors = norm_boxes_graph(anchors, hw)
-    return tf.tile(anchors[None], [tf.shape(image)[0], 1, 1])
+    batch = tf.shape(image)[0]
+    anchors = tf.tile(anchors[None], [batch, 1, 1])
+    if return_levels:
+        return anchors, tf.tile(levels[None], [batch, 1])
+    return anchors
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -104,23 +112,35 @@ class PyramidAnchors(Float32Layer):
     Args:
         scales, ratios, feature_strides, anchor_stride: as Config.RPN_ANCHOR_SCALES,
             RPN_ANCHOR_RATIOS, BACKBONE_STRIDES, RPN_ANCHOR_STRIDE.
+        layout: Config.RPN_ANCHOR_LAYOUT ("matterport" or "torchvision", see ops.anchors).
+        return_levels: also return the pyramid level index of each anchor.
     Call arguments:
         image: [batch, height, width, channels].
-    Returns [batch, anchors, (y1, x1, y2, x2)] normalized.
+    Returns [batch, anchors, (y1, x1, y2, x2)] normalized, and with return_levels
+    [batch, anchors] int32 level indices (0 = first level).
     """
 
-    def __init__(self, scales, ratios, feature_strides, anchor_stride, **kwargs):
+    def __init__(self, scales, ratios, feature_strides, anchor_stride, layout="matterport",
+                 return_levels=False, **kwargs):
         super().__init__(**kwargs)
         self.scales = [float(s) for s in scales]
         self.ratios = [float(r) for r in ratios]
         self.feature_strides = [int(s) for s in feature_strides]
         self.anchor_stride = int(anchor_stride)
+        self.layout = str(layout)
+        self.return_levels = bool(return_levels)
 
     def call(self, image):
         return pyramid_anchors_graph(image, self.scales, self.ratios, self.feature_strides,
-                                     self.anchor_stride)
+                                     self.anchor_stride, self.layout, self.return_levels)
 
     def compute_output_shape(self, image_shape):
+        shape = self._anchors_shape(image_shape)
+        if self.return_levels:
+            return shape, shape[:2]
+        return shape
+
+    def _anchors_shape(self, image_shape):
         h, w = image_shape[1], image_shape[2]
         if h is None or w is None:
             return (image_shape[0], None, 4)
@@ -135,5 +155,40 @@ class PyramidAnchors(Float32Layer):
         config = super().get_config()
         config.update({"scales": self.scales, "ratios": self.ratios,
                        "feature_strides": self.feature_strides,
-                       "anchor_stride": self.anchor_stride})
+                       "anchor_stride": self.anchor_stride, "layout": self.layout,
+                       "return_levels": self.return_levels})
         return config
+
+
+def normalized_to_pixels_graph(boxes, image_shape):
+    """Normalized boxes (ops.boxes convention) -> float pixel boxes, without rounding.
+
+    boxes: [batch, N, (y1, x1, y2, x2)]; image_shape: [batch, (height, width)] of the molded
+    images. The inverse of norm_boxes_graph: pixels = normalized * (size - 1) + (0, 0, 1, 1).
+    """
+    shape = tf.cast(image_shape, tf.float32)
+    h, w = shape[:, 0], shape[:, 1]
+    scale = tf.stack([h, w, h, w], axis=-1)[:, None, :] - 1.0
+    return tf.cast(boxes, tf.float32) * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
+
+
+def pixel_frame_scale_graph(image_shape):
+    """[batch, 1, (h, w, h, w)] float32: divides pixel boxes into [0, 1] for NMS (a per-axis
+    scale, so IoUs are those of the pixel boxes)."""
+    shape = tf.cast(image_shape, tf.float32)
+    h, w = shape[:, 0], shape[:, 1]
+    return tf.stack([h, w, h, w], axis=-1)[:, None, :]
+
+
+def clamp_log_deltas_graph(deltas, clamp):
+    """Caps the log(dh), log(dw) parts of de-normalized deltas [..., 4] at clamp (None: as
+    is), as torchvision's BoxCoder does before exp()."""
+    if clamp is None:
+        return deltas
+    return tf.concat([deltas[..., :2], tf.minimum(deltas[..., 2:], float(clamp))], axis=-1)
+
+
+def small_boxes_graph(boxes, min_size):
+    """bool [...]: boxes [..., (y1, x1, y2, x2)] narrower or lower than min_size."""
+    return ((boxes[..., 2] - boxes[..., 0]) < min_size) | \
+        ((boxes[..., 3] - boxes[..., 1]) < min_size)

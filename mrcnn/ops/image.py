@@ -93,13 +93,25 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     return image.astype(image_dtype), window, scale, padding, crop
 
 
+def _std_pixel(config):
+    std = getattr(config, "STD_PIXEL", None)
+    return None if std is None else np.asarray(std, dtype=np.float32)
+
+
 def mold_image(images, config):
-    """RGB images (uint8 or float) -> float32 network input: subtracts config.MEAN_PIXEL."""
-    return images.astype(np.float32) - config.MEAN_PIXEL
+    """RGB images (uint8 or float) -> float32 network input: subtracts config.MEAN_PIXEL and,
+    when config.STD_PIXEL is set, divides by it."""
+    out = images.astype(np.float32) - config.MEAN_PIXEL
+    std = _std_pixel(config)
+    return (out / std).astype(np.float32) if std is not None else out
 
 
 def unmold_image(normalized_images, config):
-    """Inverse of mold_image: adds config.MEAN_PIXEL back and returns uint8."""
+    """Inverse of mold_image: multiplies by STD_PIXEL (when set), adds config.MEAN_PIXEL back
+    and returns uint8."""
+    std = _std_pixel(config)
+    if std is not None:
+        normalized_images = normalized_images * std
     return np.clip(normalized_images + config.MEAN_PIXEL, 0, 255).astype(np.uint8)
 
 

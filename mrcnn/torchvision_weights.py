@@ -1,0 +1,266 @@
+"""Loading torchvision's maskrcnn_resnet50_fpn state_dict into mrcnn's Keras model.
+
+The Keras model must be built with a config that reproduces torchvision's architecture
+(mrcnn.presets.TorchvisionMaskRCNNConfig, or a subclass with another NUM_CLASSES). Each
+torchvision tensor is mapped to one Keras weight:
+
+- convolutions: OIHW -> HWIO; transposed convolutions: (in, out, kh, kw) -> (kh, kw, out, in);
+- torchvision's bias-free ResNet convolutions load a zero bias into matterport's biased ones;
+- BatchNorm (frozen or not): weight, bias, running_mean, running_var -> gamma, beta,
+  moving_mean, moving_variance (the epsilon is Config.BN_EPSILON, 1e-5 in the preset);
+- the RPN's one objectness logit per anchor l -> matterport's two-way softmax logits (0, l)
+  (softmax((0, l))[1] = sigmoid(l) exactly);
+- box deltas (dx, dy, dw, dh) -> (dy, dx, dh, dw), for the RPN and the per-class box head;
+- the box head's fc6 reads the pooled features flattened as (channel, y, x); mrcnn's
+  mrcnn_class_conv1 is a 7x7 convolution over them, i.e. an FC layer on the (y, x, channel)
+  flattening: its kernel is fc6's weight reshaped to (1024, C, 7, 7) and moved to (7, 7, C, 1024).
+
+The checkpoint's legacy key names (torchvision before 0.13: `rpn.head.conv.weight`,
+`backbone.fpn.inner_blocks.0.weight`, `roi_heads.mask_head.mask_fcn1.weight`) are accepted too.
+"""
+
+import re
+
+import numpy as np
+
+__all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
+           "torchvision_key_map", "TORCHVISION_CHECKPOINTS"]
+
+# torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
+# hash part (bf2d0c1e) is the first 8 hex digits of the file's SHA-256, checked by torch.hub.
+TORCHVISION_CHECKPOINTS = {
+    "maskrcnn_resnet50_fpn_coco": {
+        "url": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+        "sha256_prefix": "bf2d0c1e",
+        "box_map": 37.9,
+        "mask_map": 34.6,
+    },
+}
+
+_STAGE4_BLOCKS = {"resnet50": 6, "resnet101": 23}
+_LEGACY = [
+    (re.compile(r"^rpn\.head\.conv\.(weight|bias)$"), r"rpn.head.conv.0.0.\1"),
+    (re.compile(r"^backbone\.fpn\.(inner|layer)_blocks\.(\d)\.(weight|bias)$"),
+     r"backbone.fpn.\1_blocks.\2.0.\3"),
+    (re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d)\.(weight|bias)$"),
+     lambda m: f"roi_heads.mask_head.{int(m.group(1)) - 1}.0.{m.group(2)}"),
+]
+
+
+class TorchvisionWeightsError(ValueError):
+    """The state_dict does not fit the model: the message lists missing, unexpected and
+    mismatched keys."""
+
+
+def read_state_dict(path_or_state_dict):
+    """A {name: float32 np.ndarray} dict from a .pth path or a state_dict (tensors or arrays).
+
+    Reading a file needs torch (imported here only); `weights_only=True` so that loading runs
+    no pickled code. A checkpoint that wraps the weights ({"model": state_dict}) is unwrapped.
+    """
+    sd = path_or_state_dict
+    if not isinstance(sd, dict):
+        import torch
+
+        sd = torch.load(str(path_or_state_dict), map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+            sd = sd["model"]
+        if not isinstance(sd, dict):
+            raise TorchvisionWeightsError(
+                f"{path_or_state_dict}: expected a state_dict (dict of tensors), got "
+                f"{type(sd).__name__}")
+    out = {}
+    for key, value in sd.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        out[_modern_key(key)] = np.asarray(value)
+    return out
+
+
+def _modern_key(key):
+    for pattern, repl in _LEGACY:
+        if pattern.match(key):
+            return pattern.sub(repl, key)
+    return key
+
+
+def _conv(w):
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def _deconv(w):
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def _yx(v, width=4):
+    """Reorders the last axis' groups of 4 from (x, y, w, h) to (y, x, h, w)."""
+    shape = v.shape
+    v = v.reshape(shape[:-1] + (shape[-1] // width, width))
+    return v[..., [1, 0, 3, 2]].reshape(shape)
+
+
+def _rpn_class(w, b):
+    """One logit per anchor -> (0, logit) per anchor, interleaved as mrcnn's Reshape(-1, 2)."""
+    kernel = _conv(w)  # [1, 1, C, A]
+    out_k = np.zeros(kernel.shape[:3] + (2 * kernel.shape[3],), kernel.dtype)
+    out_k[..., 1::2] = kernel
+    out_b = np.zeros(2 * b.shape[0], b.dtype)
+    out_b[1::2] = b
+    return out_k, out_b
+
+
+def _bn_keys(prefix):
+    return [f"{prefix}.weight", f"{prefix}.bias", f"{prefix}.running_mean",
+            f"{prefix}.running_var"]
+
+
+def torchvision_key_map(architecture="resnet50", batch_norm_heads=False):
+    """[(keras layer name, [torchvision keys], transform)] for every weighted layer.
+
+    transform(*arrays) returns the Keras layer's weight list. The RPN layers are named as inside
+    the nested rpn_model ("rpn_model/rpn_conv_shared").
+    """
+    if batch_norm_heads:
+        raise TorchvisionWeightsError("torchvision's Mask R-CNN heads have no BatchNorm: build "
+                                      "the model with HEADS_BATCH_NORM = False")
+    entries = []
+
+    def conv_nobias(name, key):
+        entries.append((name, [key], lambda w: [_conv(w), np.zeros(w.shape[0], w.dtype)]))
+
+    def conv(name, prefix):
+        entries.append((name, [f"{prefix}.weight", f"{prefix}.bias"],
+                        lambda w, b: [_conv(w), b]))
+
+    def bn(name, prefix):
+        entries.append((name, _bn_keys(prefix), lambda *a: list(a)))
+
+    conv_nobias("conv1", "backbone.body.conv1.weight")
+    bn("bn_conv1", "backbone.body.bn1")
+    blocks = [3, 4, _STAGE4_BLOCKS[architecture], 3]
+    for layer, count in enumerate(blocks):
+        stage = layer + 2
+        for i in range(count):
+            tv = f"backbone.body.layer{layer + 1}.{i}"
+            mr = f"{stage}{chr(97 + i)}"
+            for j, branch in enumerate("abc"):
+                conv_nobias(f"res{mr}_branch2{branch}", f"{tv}.conv{j + 1}.weight")
+                bn(f"bn{mr}_branch2{branch}", f"{tv}.bn{j + 1}")
+            if i == 0:
+                conv_nobias(f"res{mr}_branch1", f"{tv}.downsample.0.weight")
+                bn(f"bn{mr}_branch1", f"{tv}.downsample.1")
+    for i, level in enumerate(range(2, 6)):
+        conv(f"fpn_c{level}p{level}", f"backbone.fpn.inner_blocks.{i}.0")
+        conv(f"fpn_p{level}", f"backbone.fpn.layer_blocks.{i}.0")
+    conv("rpn_model/rpn_conv_shared", "rpn.head.conv.0.0")
+    entries.append(("rpn_model/rpn_class_raw", ["rpn.head.cls_logits.weight",
+                                                "rpn.head.cls_logits.bias"],
+                    lambda w, b: list(_rpn_class(w, b))))
+    entries.append(("rpn_model/rpn_bbox_pred", ["rpn.head.bbox_pred.weight",
+                                                "rpn.head.bbox_pred.bias"],
+                    lambda w, b: [_yx(_conv(w)), _yx(b)]))
+
+    def fc6(w, b):
+        c = w.shape[1] // 49
+        return [np.transpose(w.reshape(w.shape[0], c, 7, 7), (2, 3, 1, 0)), b]
+
+    entries.append(("mrcnn_class_conv1", ["roi_heads.box_head.fc6.weight",
+                                          "roi_heads.box_head.fc6.bias"], fc6))
+    entries.append(("mrcnn_class_conv2", ["roi_heads.box_head.fc7.weight",
+                                          "roi_heads.box_head.fc7.bias"],
+                    lambda w, b: [w.T[None, None], b]))
+    entries.append(("mrcnn_class_logits", ["roi_heads.box_predictor.cls_score.weight",
+                                           "roi_heads.box_predictor.cls_score.bias"],
+                    lambda w, b: [w.T, b]))
+    entries.append(("mrcnn_bbox_fc", ["roi_heads.box_predictor.bbox_pred.weight",
+                                      "roi_heads.box_predictor.bbox_pred.bias"],
+                    lambda w, b: [_yx(w.T), _yx(b)]))
+    for i in range(4):
+        conv(f"mrcnn_mask_conv{i + 1}", f"roi_heads.mask_head.{i}.0")
+    entries.append(("mrcnn_mask_deconv", ["roi_heads.mask_predictor.conv5_mask.weight",
+                                          "roi_heads.mask_predictor.conv5_mask.bias"],
+                    lambda w, b: [_deconv(w), b]))
+    conv("mrcnn_mask", "roi_heads.mask_predictor.mask_fcn_logits")
+    return entries
+
+
+def _get_layer(keras_model, name):
+    model = keras_model
+    for part in name.split("/")[:-1]:
+        model = model.get_layer(part)
+    return model.get_layer(name.split("/")[-1])
+
+
+def _architecture(config):
+    backbone = config.BACKBONE
+    if backbone not in _STAGE4_BLOCKS:
+        raise TorchvisionWeightsError(f"BACKBONE must be 'resnet50' or 'resnet101' to load "
+                                      f"torchvision weights, got {backbone!r}")
+    return backbone
+
+
+def load_torchvision_weights(keras_model, config, path_or_state_dict, verbose=0):
+    """Sets keras_model's weights from a torchvision Mask R-CNN state_dict.
+
+    keras_model: built by mrcnn.builder from `config` (inference or training); config must
+    reproduce torchvision's architecture (mrcnn.presets.TorchvisionMaskRCNNConfig).
+    path_or_state_dict: a .pth file or a dict of tensors/arrays.
+    Nothing is assigned unless every key is present with the right shape; otherwise raises
+    TorchvisionWeightsError listing missing, unexpected and mismatched keys.
+    Returns the number of tensors loaded.
+    """
+    _check_config(config)
+    sd = read_state_dict(path_or_state_dict)
+    entries = torchvision_key_map(_architecture(config), config.HEADS_BATCH_NORM)
+    used = set()
+    missing, mismatched, assignments = [], [], []
+    for layer_name, keys, transform in entries:
+        absent = [k for k in keys if k not in sd]
+        used.update(k for k in keys if k in sd)
+        if absent:
+            missing.extend(absent)
+            continue
+        try:
+            layer = _get_layer(keras_model, layer_name)
+        except ValueError as e:
+            raise TorchvisionWeightsError(f"the model has no layer {layer_name!r} (for "
+                                          f"{keys[0]}): build it with the torchvision "
+                                          "preset") from e
+        values = transform(*[sd[k].astype(np.float32) for k in keys])
+        current = layer.get_weights()
+        if len(current) != len(values) or any(c.shape != v.shape
+                                               for c, v in zip(current, values)):
+            mismatched.append(f"{', '.join(keys)} -> {layer_name}: checkpoint gives "
+                              f"{[tuple(v.shape) for v in values]}, model expects "
+                              f"{[tuple(c.shape) for c in current]}")
+            continue
+        assignments.append((layer, values))
+    unexpected = sorted(k for k in sd if k not in used
+                        and not k.endswith("num_batches_tracked"))
+    if missing or unexpected or mismatched:
+        lines = ["the state_dict does not fit this model:"]
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        if mismatched:
+            lines.append(f"shape mismatches ({len(mismatched)}):\n  " + "\n  ".join(mismatched))
+        raise TorchvisionWeightsError("\n".join(lines))
+    for layer, values in assignments:
+        layer.set_weights(values)
+    if verbose:
+        print(f"Loaded {len(used)} torchvision tensors into {len(assignments)} layers")
+    return len(used)
+
+
+def _check_config(config):
+    """The config switches that torchvision's weights rely on."""
+    needed = {"RESNET_STRIDE_ON_3X3": True, "RESNET_SYMMETRIC_PADDING": True,
+              "HEADS_BATCH_NORM": False, "TOP_DOWN_PYRAMID_SIZE": 256, "POOL_SIZE": 7,
+              "MASK_POOL_SIZE": 14}
+    wrong = [f"{k} = {getattr(config, k)!r} (torchvision: {v!r})" for k, v in needed.items()
+             if getattr(config, k) != v]
+    if wrong:
+        raise TorchvisionWeightsError("config does not match torchvision's architecture: "
+                                      + "; ".join(wrong)
+                                      + " (use mrcnn.presets.TorchvisionMaskRCNNConfig)")

@@ -226,13 +226,18 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, verbose=0)
             raise TorchvisionWeightsError(f"the model has no layer {layer_name!r} (for "
                                           f"{keys[0]}): build it with the torchvision "
                                           "preset") from e
-        values = transform(*[sd[k].astype(np.float32) for k in keys])
         current = layer.get_weights()
-        if len(current) != len(values) or any(c.shape != v.shape
-                                               for c, v in zip(current, values)):
-            mismatched.append(f"{', '.join(keys)} -> {layer_name}: checkpoint gives "
-                              f"{[tuple(v.shape) for v in values]}, model expects "
-                              f"{[tuple(c.shape) for c in current]}")
+        arrays = [sd[k].astype(np.float32) for k in keys]
+        try:
+            values = transform(*arrays)
+        except (ValueError, IndexError):  # e.g. a bias whose length is not 4 * anchors
+            values = None
+        if values is None or len(current) != len(values) or \
+                any(c.shape != v.shape for c, v in zip(current, values)):
+            got = [tuple(a.shape) for a in arrays]
+            mismatched.append(f"{', '.join(keys)} -> {layer_name}: checkpoint shapes {got} "
+                              f"give {[tuple(v.shape) for v in values or []]}, model "
+                              f"expects {[tuple(c.shape) for c in current]}")
             continue
         assignments.append((layer, values))
     unexpected = sorted(k for k in sd if k not in used

@@ -7,90 +7,47 @@ preprocessed 480x640 image (torchvision's transform: resize to 800x1066, normali
 800x1088) and every stage is compared.
 """
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-torchvision = pytest.importorskip("torchvision")
+from mrcnn import builder
+from mrcnn.ops.boxes import compute_overlaps
+from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.presets import TorchvisionMaskRCNNConfig
+from mrcnn.torchvision_weights import TorchvisionWeightsError, load_torchvision_weights
 
-from mrcnn import builder  # noqa: E402
-from mrcnn.ops.boxes import compute_overlaps  # noqa: E402
-from mrcnn.ops.image_meta import compose_image_meta  # noqa: E402
-from mrcnn.presets import TorchvisionMaskRCNNConfig  # noqa: E402
-from mrcnn.torchvision_weights import (  # noqa: E402
-    TorchvisionWeightsError,
-    load_torchvision_weights,
-)
+# Not importorskip: torchvision must not be imported in this (TensorFlow) process, see
+# tests/torchvision_reference.py.
+if importlib.util.find_spec("torchvision") is None:
+    pytest.skip("torchvision is not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 
 STAGE_LAYERS = ["res2c_out", "res3d_out", "res4f_out", "res5c_out",
                 "fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6"]
-
-
-def _random_torch_model(seed=0):
-    torch.manual_seed(seed)
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=91)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.1)
-                m.running_mean.normal_(0.0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-        # Non-trivial heads: objectness and per-class scores that vary from box to box, a few
-        # classes likely enough to give detections, visible box refinements.
-        model.rpn.head.cls_logits.weight.normal_(0.0, 0.05)
-        predictor = model.roi_heads.box_predictor
-        predictor.cls_score.weight.normal_(0.0, 0.05)
-        predictor.cls_score.bias.zero_()
-        predictor.cls_score.bias[[1, 3, 18, 62]] = torch.tensor([4.0, 3.5, 3.0, 3.5])
-        predictor.bbox_pred.weight.normal_(0.0, 0.01)
-    return model.eval()
-
-
-def _image(seed=1):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:480, 0:640]
-    image = np.stack([(x * 0.4) % 256, (y * 0.5) % 256, ((x + y) * 0.3) % 256], axis=-1)
-    for _ in range(6):  # a few flat rectangles to give the network some structure
-        y1, x1 = rng.integers(0, 380), rng.integers(0, 540)
-        image[y1:y1 + rng.integers(40, 100), x1:x1 + rng.integers(40, 100)] = \
-            rng.integers(0, 256, 3)
-    return image.astype(np.uint8)
+REFERENCE_SCRIPT = Path(__file__).with_name("torchvision_reference.py")
 
 
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
-    tv = _random_torch_model()
-    path = tmp_path_factory.mktemp("tv") / "maskrcnn_random.pth"
-    torch.save(tv.state_dict(), path)
-    image = _image()
-    with torch.no_grad():
-        tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
-        images, _ = tv.transform([tensor])
-        body = tv.backbone.body(images.tensors)
-        feats = tv.backbone.fpn(body)
-        proposals, _ = tv.rpn(images, feats)
-        dets, _ = tv.roi_heads(feats, proposals, images.image_sizes)
-        final = tv.transform.postprocess(dets, images.image_sizes, [image.shape[:2]])
-    ref = {
-        "stages": [v.permute(0, 2, 3, 1).numpy() for v in body.values()]
-                  + [v.permute(0, 2, 3, 1).numpy() for v in feats.values()],
-        "proposals": proposals[0].numpy(),
-        "boxes": dets[0]["boxes"].numpy(), "labels": dets[0]["labels"].numpy(),
-        "scores": dets[0]["scores"].numpy(), "mask_probs": dets[0]["masks"][:, 0].numpy(),
-        "final_masks": final[0]["masks"][:, 0].numpy() > 0.5,
-        "final_boxes": final[0]["boxes"].numpy(),
-    }
+    out = tmp_path_factory.mktemp("tv")
+    subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(out)], check=True, timeout=600)
+    ref = dict(np.load(out / "reference.npz"))
+    ref["stages"] = [ref.pop(f"stage{i}") for i in range(len(STAGE_LAYERS))]
+    path = out / "maskrcnn_random.pth"
 
     config = TorchvisionMaskRCNNConfig()
     model = builder.build_inference_model(config)
     load_torchvision_weights(model, config, path)
-    molded = images.tensors.permute(0, 2, 3, 1).numpy()
-    h, w = images.image_sizes[0]
-    meta = compose_image_meta(0, image.shape, molded.shape[1:], (0, 0, h, w), h / 480.0,
+    molded = ref["molded"]
+    h, w = (int(v) for v in ref["image_size"])
+    image = ref["image"]
+    meta = compose_image_meta(0, image.shape, molded.shape[1:], (0, 0, h, w), h / image.shape[0],
                               np.zeros([config.NUM_CLASSES], np.int32))[None].astype(np.float32)
     import keras
 
@@ -134,9 +91,14 @@ def test_backbone_and_fpn_features(parity):
 
 def test_rpn_proposals(parity):
     ref, ours = parity["ref"]["proposals"], parity["ours"]["proposals"]
-    assert len(ref) == len(ours)
-    ious = np.diag(_iou_xyxy(ref[:100], ours[:100]))
-    assert ious.min() >= 0.99, ious.min()
+    assert len(ref) == len(ours) == 1000
+    # Each of torchvision's top 100 has its twin among ours, at most 3 ranks away (proposals
+    # whose scores differ by float rounding may swap places).
+    ious = _iou_xyxy(ref[:100], ours[:103])
+    best = np.argmax(ious, axis=1)
+    assert ious[np.arange(100), best].min() >= 0.99, ious[np.arange(100), best].min()
+    assert np.abs(best - np.arange(100)).max() <= 3
+    assert len(set(best.tolist())) == 100
 
 
 def test_detections_match_one_to_one(parity):
@@ -167,10 +129,12 @@ def test_mask_probabilities(parity):
 
 
 def test_truncated_state_dict_lists_missing_keys(parity):
-    sd = torch.load(parity["path"], weights_only=True)
+    from mrcnn.torchvision_weights import read_state_dict
+
+    sd = read_state_dict(parity["path"])
     del sd["roi_heads.box_head.fc6.weight"]
-    sd["roi_heads.extra.weight"] = torch.zeros(3)
-    sd["rpn.head.bbox_pred.bias"] = torch.zeros(5)
+    sd["roi_heads.extra.weight"] = np.zeros(3, np.float32)
+    sd["rpn.head.bbox_pred.bias"] = np.zeros(5, np.float32)
     with pytest.raises(TorchvisionWeightsError) as e:
         load_torchvision_weights(parity["model"], parity["config"], sd)
     msg = str(e.value)

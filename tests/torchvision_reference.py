@@ -1,0 +1,92 @@
+"""torchvision side of tests/test_torchvision_parity.py, run in its own process.
+
+torchvision imports triton, which crashes a process that has already loaded TensorFlow, so the
+parity test runs this script (torch and torchvision only) and reads what it writes:
+
+    python tests/torchvision_reference.py OUT_DIR
+
+OUT_DIR/maskrcnn_random.pth: the state_dict of a seeded random maskrcnn_resnet50_fpn (BatchNorm
+statistics randomised, class and objectness weights raised so that there are detections);
+OUT_DIR/reference.npz: the test image, torchvision's preprocessed input and every stage's output.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+
+def random_model(seed=0):
+    torch.manual_seed(seed)
+    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.1)
+                m.running_mean.normal_(0.0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+        # Random ResNet features grow to ~1e3; scale the FPN down so that the RPN's outputs
+        # stay in a range where sigmoid and exp do not saturate.
+        for m in model.backbone.fpn.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.mul_(0.1)
+        # Non-trivial heads: objectness and class scores that vary from box to box (large
+        # enough for detections above 0.05, from several classes), visible box refinements.
+        model.rpn.head.cls_logits.weight.normal_(0.0, 0.05)
+        predictor = model.roi_heads.box_predictor
+        predictor.cls_score.weight.normal_(0.0, 0.3)
+        predictor.bbox_pred.weight.normal_(0.0, 0.01)
+    return model.eval()
+
+
+def test_image(seed=1):
+    """A 480x640 uint8 RGB image: gradients and a few flat rectangles."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640]
+    image = np.stack([(x * 0.4) % 256, (y * 0.5) % 256, ((x + y) * 0.3) % 256], axis=-1)
+    for _ in range(6):
+        y1, x1 = rng.integers(0, 380), rng.integers(0, 540)
+        image[y1:y1 + rng.integers(40, 100), x1:x1 + rng.integers(40, 100)] = \
+            rng.integers(0, 256, 3)
+    return image.astype(np.uint8)
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1).numpy()
+
+
+def main(out_dir):
+    out_dir = Path(out_dir)
+    model = random_model()
+    torch.save(model.state_dict(), out_dir / "maskrcnn_random.pth")
+    image = test_image()
+    with torch.no_grad():
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        images, _ = model.transform([tensor])
+        body = model.backbone.body(images.tensors)
+        feats = model.backbone.fpn(body)
+        proposals, _ = model.rpn(images, feats)
+        dets, _ = model.roi_heads(feats, proposals, images.image_sizes)
+        # postprocess rescales the boxes and pastes the masks in place: keep copies.
+        net = {k: v.numpy().copy() for k, v in dets[0].items()}
+        final = model.transform.postprocess(dets, images.image_sizes, [image.shape[:2]])
+    arrays = {f"stage{i}": nhwc(v) for i, v in enumerate(list(body.values())
+                                                         + list(feats.values()))}
+    arrays.update({
+        "image": image, "molded": nhwc(images.tensors),
+        "image_size": np.array(images.image_sizes[0]),
+        "proposals": proposals[0].numpy(),
+        "boxes": net["boxes"], "labels": net["labels"], "scores": net["scores"],
+        "mask_probs": net["masks"][:, 0],
+        "final_boxes": final[0]["boxes"].numpy(),
+        "final_masks": final[0]["masks"][:, 0].numpy() > 0.5,
+    })
+    np.savez(out_dir / "reference.npz", **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -22,5 +22,7 @@ setup(
     packages=find_packages(include=["mrcnn", "mrcnn.*"]),
     python_requires=">=3.9",
     install_requires=read_requirements(),
-    extras_require={"test": ["pytest>=7", "ruff>=0.5", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"]},
+    # torch and torchvision only for the torchvision parity test (never a runtime dependency).
+    extras_require={"test": ["pytest>=7", "ruff>=0.5", "nbclient>=0.7", "nbformat>=5",
+                             "ipykernel>=6", "torch==2.14.1", "torchvision==0.29.1"]},
 )

@@ -19,6 +19,7 @@ from mrcnn import builder
 from mrcnn.ops.boxes import compute_overlaps
 from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.presets import TorchvisionMaskRCNNConfig
+from mrcnn.torchvision_postprocess import mold_inputs_torchvision, unmold_detections_torchvision
 from mrcnn.torchvision_weights import TorchvisionWeightsError, load_torchvision_weights
 
 # Not importorskip: torchvision must not be imported in this (TensorFlow) process, see
@@ -70,6 +71,7 @@ def parity(tmp_path_factory):
         "boxes": (det[:, :4] * scale + shift)[:, [1, 0, 3, 2]],
         "labels": det[:, 4].astype(int), "scores": det[:, 5],
         "mask_probs": outs[-1][0][np.arange(len(det)), :, :, det[:, 4].astype(int)],
+        "raw_detections": outs[-2][0], "raw_masks": outs[-1][0],
     }
     return {"ref": ref, "ours": ours, "path": path, "config": config, "model": model,
             "image": image, "image_size": (h, w)}
@@ -126,6 +128,34 @@ def test_mask_probabilities(parity):
     mask_iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     assert mask_iou.min() >= 0.99, mask_iou.min()
     assert np.abs(ref["mask_probs"] - ours["mask_probs"][match]).max() <= 1e-3
+
+
+def test_preprocessing_matches_torchvision_transform(parity):
+    ref = parity["ref"]
+    molded, metas, windows = mold_inputs_torchvision([ref["image"]], parity["config"])
+    assert molded.shape == ref["molded"].shape
+    assert tuple(windows[0]) == (0, 0) + tuple(int(v) for v in ref["image_size"])
+    assert np.abs(molded - ref["molded"]).max() <= 1e-4 * np.abs(ref["molded"]).max()
+
+
+def test_final_boxes_and_pasted_masks(parity):
+    ref, ours = parity["ref"], parity["ours"]
+    image = ref["image"]
+    boxes, class_ids, scores, masks = unmold_detections_torchvision(
+        ours["raw_detections"], ours["raw_masks"], image.shape, ref["molded"].shape[1:],
+        (0, 0) + tuple(int(v) for v in ref["image_size"]))
+    ref_boxes = ref["final_boxes"][:, [1, 0, 3, 2]]  # (y1, x1, y2, x2)
+    ious = compute_overlaps(ref_boxes, boxes)
+    same = ref["labels"][:, None] == class_ids[None, :]
+    match = np.argmax(np.where(same, ious, -1), axis=1)
+    assert len(set(match.tolist())) == len(match) == len(boxes)
+    assert ious[np.arange(len(match)), match].min() >= 0.99
+    a = ref["final_masks"]  # [N, H, W]
+    b = np.moveaxis(masks, -1, 0)[match]
+    inter = np.sum(a & b, axis=(1, 2))
+    union = np.sum(a | b, axis=(1, 2))
+    assert np.all(union > 0)
+    assert (inter / union).min() >= 0.99, (inter / union).min()
 
 
 def test_truncated_state_dict_lists_missing_keys(parity):

@@ -174,17 +174,19 @@ class MaskRCNN:
         filepath = filepath or self.get_imagenet_weights()
         return weights_io.load_imagenet_weights(self.keras_model, filepath, verbose=verbose)
 
-    def load_torchvision_weights(self, path_or_state_dict, verbose=1):
+    def load_torchvision_weights(self, path_or_state_dict, exclude=None, verbose=1):
         """Loads torchvision's maskrcnn_resnet50_fpn weights (a .pth path or a state_dict).
 
         The config must reproduce torchvision's architecture: mrcnn.presets.
-        TorchvisionMaskRCNNConfig (or a subclass). Raises torchvision_weights.
-        TorchvisionWeightsError listing missing, unexpected and mismatched keys. Reading a file
-        imports torch. Returns the number of tensors loaded."""
+        TorchvisionMaskRCNNConfig (or a subclass). exclude: layer names to leave as they are,
+        e.g. ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"] to fine-tune with another
+        NUM_CLASSES. Raises torchvision_weights.TorchvisionWeightsError listing missing,
+        unexpected and mismatched keys. Reading a file imports torch. Returns the number of
+        tensors read."""
         from mrcnn import torchvision_weights
 
         return torchvision_weights.load_torchvision_weights(
-            self.keras_model, self.config, path_or_state_dict, verbose=verbose)
+            self.keras_model, self.config, path_or_state_dict, exclude=exclude, verbose=verbose)
 
     def set_log_dir(self, model_path=None):
         """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the

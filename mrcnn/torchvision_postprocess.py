@@ -14,7 +14,7 @@ import numpy as np
 from mrcnn.ops.image_meta import compose_image_meta
 
 __all__ = ["resize_bilinear", "torchvision_resized_shape", "mold_inputs_torchvision",
-           "paste_masks_torchvision", "unmold_detections_torchvision"]
+           "paste_masks_torchvision", "unmold_detections_torchvision", "detect_torchvision"]
 
 
 def _axis_weights(n_in, n_out):
@@ -129,3 +129,29 @@ def unmold_detections_torchvision(detections, mrcnn_mask, original_image_shape, 
     masks = mrcnn_mask[np.nonzero(valid)[0], :, :, class_ids]
     pasted = paste_masks_torchvision(masks, boxes, original_image_shape)
     return boxes.astype(np.float32), class_ids, det[:, 5].astype(np.float32), pasted > 0.5
+
+
+def detect_torchvision(keras_model, config, images):
+    """Runs an inference model built from a torchvision preset config the way torchvision
+    runs maskrcnn_resnet50_fpn: mold_inputs_torchvision, the network,
+    unmold_detections_torchvision.
+
+    keras_model: MaskRCNN(...).keras_model in inference mode; images: uint8 RGB [h, w, 3].
+    Returns one dict per image with matterport's keys: rois [N, (y1, x1, y2, x2)] float32
+    original-image pixels (unrounded, as torchvision's boxes), class_ids [N], scores [N],
+    masks [H, W, N] bool.
+    """
+    if config.RPN_ANCHOR_LAYOUT != "torchvision":
+        raise ValueError("detect_torchvision needs RPN_ANCHOR_LAYOUT = 'torchvision' (anchors "
+                         "computed in the graph); use MaskRCNN.detect for other configs")
+    molded, metas, windows = mold_inputs_torchvision(images, config)
+    anchors = np.zeros((len(images), 1, 4), np.float32)  # unused by the torchvision layout
+    outputs = keras_model.predict([molded, metas, anchors], verbose=0)
+    detections, masks = outputs[0], outputs[3]
+    results = []
+    for i, image in enumerate(images):
+        rois, class_ids, scores, full = unmold_detections_torchvision(
+            detections[i], masks[i], image.shape, molded.shape[1:], windows[i])
+        results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                        "masks": full})
+    return results

@@ -24,7 +24,7 @@ import re
 import numpy as np
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
-           "torchvision_key_map", "TORCHVISION_CHECKPOINTS"]
+           "torchvision_key_map", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS"]
 
 # torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
 # hash part (bf2d0c1e) is the first 8 hex digits of the file's SHA-256, checked by torch.hub.
@@ -199,12 +199,17 @@ def _architecture(config):
     return backbone
 
 
-def load_torchvision_weights(keras_model, config, path_or_state_dict, verbose=0):
+CLASS_SPECIFIC_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask")
+
+
+def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=None, verbose=0):
     """Sets keras_model's weights from a torchvision Mask R-CNN state_dict.
 
     keras_model: built by mrcnn.builder from `config` (inference or training); config must
     reproduce torchvision's architecture (mrcnn.presets.TorchvisionMaskRCNNConfig).
     path_or_state_dict: a .pth file or a dict of tensors/arrays.
+    exclude: mrcnn layer names left as they are (their torchvision tensors are skipped), e.g.
+    CLASS_SPECIFIC_LAYERS to fine-tune on a dataset with another NUM_CLASSES.
     Nothing is assigned unless every key is present with the right shape; otherwise raises
     TorchvisionWeightsError listing missing, unexpected and mismatched keys.
     Returns the number of tensors loaded.
@@ -214,7 +219,15 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, verbose=0)
     entries = torchvision_key_map(_architecture(config), config.HEADS_BATCH_NORM)
     used = set()
     missing, mismatched, assignments = [], [], []
+    exclude = set(exclude or ())
+    unknown = exclude - {name.split("/")[-1] for name, _, _ in entries}
+    if unknown:
+        raise TorchvisionWeightsError(f"exclude names layers that torchvision's weights do not "
+                                      f"cover: {sorted(unknown)}")
     for layer_name, keys, transform in entries:
+        if layer_name.split("/")[-1] in exclude:
+            used.update(keys)
+            continue
         absent = [k for k in keys if k not in sd]
         used.update(k for k in keys if k in sd)
         if absent:

@@ -19,8 +19,12 @@ from mrcnn import builder
 from mrcnn.ops.boxes import compute_overlaps
 from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.presets import TorchvisionMaskRCNNConfig
-from mrcnn.torchvision_postprocess import mold_inputs_torchvision, unmold_detections_torchvision
-from mrcnn.torchvision_weights import TorchvisionWeightsError, load_torchvision_weights
+from mrcnn.torchvision_postprocess import detect_torchvision, mold_inputs_torchvision
+from mrcnn.torchvision_weights import (
+    CLASS_SPECIFIC_LAYERS,
+    TorchvisionWeightsError,
+    load_torchvision_weights,
+)
 
 # Not importorskip: torchvision must not be imported in this (TensorFlow) process, see
 # tests/torchvision_reference.py.
@@ -138,24 +142,36 @@ def test_preprocessing_matches_torchvision_transform(parity):
     assert np.abs(molded - ref["molded"]).max() <= 1e-4 * np.abs(ref["molded"]).max()
 
 
-def test_final_boxes_and_pasted_masks(parity):
-    ref, ours = parity["ref"], parity["ours"]
-    image = ref["image"]
-    boxes, class_ids, scores, masks = unmold_detections_torchvision(
-        ours["raw_detections"], ours["raw_masks"], image.shape, ref["molded"].shape[1:],
-        (0, 0) + tuple(int(v) for v in ref["image_size"]))
+def test_end_to_end_from_the_raw_image(parity):
+    """detect_torchvision on the uint8 image vs torchvision's final output: boxes in original
+    pixels and pasted masks."""
+    ref = parity["ref"]
+    (result,) = detect_torchvision(parity["model"], parity["config"], [ref["image"]])
     ref_boxes = ref["final_boxes"][:, [1, 0, 3, 2]]  # (y1, x1, y2, x2)
-    ious = compute_overlaps(ref_boxes, boxes)
-    same = ref["labels"][:, None] == class_ids[None, :]
+    ious = compute_overlaps(ref_boxes, result["rois"])
+    same = ref["labels"][:, None] == result["class_ids"][None, :]
     match = np.argmax(np.where(same, ious, -1), axis=1)
-    assert len(set(match.tolist())) == len(match) == len(boxes)
+    assert len(set(match.tolist())) == len(match) == len(result["rois"])
     assert ious[np.arange(len(match)), match].min() >= 0.99
+    assert np.abs(ref["scores"] - result["scores"][match]).max() <= 1e-3
     a = ref["final_masks"]  # [N, H, W]
-    b = np.moveaxis(masks, -1, 0)[match]
+    b = np.moveaxis(result["masks"], -1, 0)[match]
     inter = np.sum(a & b, axis=(1, 2))
     union = np.sum(a | b, axis=(1, 2))
     assert np.all(union > 0)
     assert (inter / union).min() >= 0.99, (inter / union).min()
+
+
+def test_fine_tuning_excludes_class_specific_layers(parity):
+    config = type("Three", (TorchvisionMaskRCNNConfig,), {"NUM_CLASSES": 3})()
+    model = builder.build_inference_model(config)
+    with pytest.raises(TorchvisionWeightsError, match="shape mismatches \\(3\\)"):
+        load_torchvision_weights(model, config, parity["path"])
+    before = model.get_layer("mrcnn_mask").get_weights()[0].copy()
+    load_torchvision_weights(model, config, parity["path"], exclude=CLASS_SPECIFIC_LAYERS)
+    np.testing.assert_array_equal(model.get_layer("mrcnn_mask").get_weights()[0], before)
+    np.testing.assert_array_equal(model.get_layer("mrcnn_mask_conv1").get_weights()[0],
+                                  parity["model"].get_layer("mrcnn_mask_conv1").get_weights()[0])
 
 
 def test_truncated_state_dict_lists_missing_keys(parity):

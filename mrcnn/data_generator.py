@@ -116,14 +116,15 @@ _ANCHOR_CACHE = {}
 
 def batch_anchors(config, image_shape):
     """Pyramid anchors [A, 4] in pixels for a molded image shape (cached)."""
+    layout = config.RPN_ANCHOR_LAYOUT
     key = (tuple(image_shape[:2]), tuple(config.RPN_ANCHOR_SCALES),
            tuple(config.RPN_ANCHOR_RATIOS), tuple(config.BACKBONE_STRIDES),
-           config.RPN_ANCHOR_STRIDE)
+           config.RPN_ANCHOR_STRIDE, layout)
     if key not in _ANCHOR_CACHE:
         shapes = compute_backbone_shapes(config, image_shape)
         _ANCHOR_CACHE[key] = generate_pyramid_anchors(
             config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes, config.BACKBONE_STRIDES,
-            config.RPN_ANCHOR_STRIDE)
+            config.RPN_ANCHOR_STRIDE, layout=layout, image_shape=image_shape[:2])
     return _ANCHOR_CACHE[key]
 
 

@@ -143,3 +143,18 @@ def test_torchvision_level_mapper():
     boxes = tf.constant([[[0.0, 0.0, s, s] for s in sides]])
     levels = roi_levels_torchvision_graph(boxes).numpy()[0]
     np.testing.assert_array_equal(levels, [4, 3, 2, 5, 4, 5, 2])
+
+
+def test_data_generator_anchors_follow_the_layout():
+    # The training targets must be built on the anchors the graph's ProposalLayer uses.
+    from mrcnn.data_generator import batch_anchors
+
+    c = TorchvisionMaskRCNNConfig()
+    a = batch_anchors(c, (800, 1088, 3))
+    graph = generate_pyramid_anchors_graph(tf.constant([800, 1088]), c.RPN_ANCHOR_SCALES,
+                                           c.RPN_ANCHOR_RATIOS, c.BACKBONE_STRIDES, 1,
+                                           layout="torchvision")
+    np.testing.assert_array_equal(a, graph.numpy())
+    m = batch_anchors(_Cfg(), (256, 256, 3))
+    np.testing.assert_array_equal(m[0], [-16 / np.sqrt(0.5), -16 * np.sqrt(0.5),
+                                         16 / np.sqrt(0.5), 16 * np.sqrt(0.5)])

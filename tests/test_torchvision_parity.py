@@ -24,6 +24,7 @@ from mrcnn.torchvision_weights import (
     CLASS_SPECIFIC_LAYERS,
     TorchvisionWeightsError,
     load_torchvision_weights,
+    read_state_dict,
 )
 
 # Not importorskip: torchvision must not be imported in this (TensorFlow) process, see
@@ -47,8 +48,12 @@ def parity(tmp_path_factory):
     path = out / "maskrcnn_random.pth"
 
     config = TorchvisionMaskRCNNConfig()
-    model = builder.build_inference_model(config)
-    load_torchvision_weights(model, config, path)
+    from mrcnn import model as modellib
+
+    mrcnn_model = modellib.MaskRCNN("inference", config, model_dir=str(out / "logs"))
+    assert mrcnn_model.load_torchvision_weights(path, verbose=0) == len(
+        [k for k in read_state_dict(path) if not k.endswith("num_batches_tracked")])
+    model = mrcnn_model.keras_model
     molded = ref["molded"]
     h, w = (int(v) for v in ref["image_size"])
     image = ref["image"]
@@ -174,9 +179,26 @@ def test_fine_tuning_excludes_class_specific_layers(parity):
                                   parity["model"].get_layer("mrcnn_mask_conv1").get_weights()[0])
 
 
-def test_truncated_state_dict_lists_missing_keys(parity):
-    from mrcnn.torchvision_weights import read_state_dict
+def test_legacy_key_names_load(parity):
+    """torchvision < 0.13 checkpoints (the published COCO file) use older module names."""
+    sd = read_state_dict(parity["path"])
+    legacy = {}
+    for k, v in sd.items():
+        k = k.replace("rpn.head.conv.0.0.", "rpn.head.conv.")
+        for block in ("inner_blocks", "layer_blocks"):
+            for i in range(4):
+                k = k.replace(f"fpn.{block}.{i}.0.", f"fpn.{block}.{i}.")
+        for i in range(4):
+            k = k.replace(f"roi_heads.mask_head.{i}.0.", f"roi_heads.mask_head.mask_fcn{i + 1}.")
+        legacy[k] = v
+    assert "rpn.head.conv.weight" in legacy and "roi_heads.mask_head.mask_fcn4.bias" in legacy
+    model, config = parity["model"], parity["config"]
+    before = model.get_layer("mrcnn_mask_conv4").get_weights()[1].copy()
+    load_torchvision_weights(model, config, legacy)
+    np.testing.assert_array_equal(model.get_layer("mrcnn_mask_conv4").get_weights()[1], before)
 
+
+def test_truncated_state_dict_lists_missing_keys(parity):
     sd = read_state_dict(parity["path"])
     del sd["roi_heads.box_head.fc6.weight"]
     sd["roi_heads.extra.weight"] = np.zeros(3, np.float32)

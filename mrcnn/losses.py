@@ -1,4 +1,5 @@
-"""The five Mask R-CNN losses, as plain TensorFlow functions (batched, no Python loops).
+"""The Mask R-CNN losses (the paper's five, and the keypoint head's), as plain TensorFlow
+functions (batched, no Python loops).
 
 Each returns a scalar float32; a loss with nothing to average over (e.g. no positive ROIs)
 returns 0, never NaN.
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 __all__ = ["smooth_l1_loss", "rpn_class_loss_graph", "rpn_bbox_loss_graph",
            "mrcnn_class_loss_graph", "mrcnn_bbox_loss_graph", "mrcnn_mask_loss_graph",
-           "l2_weight_decay"]
+           "mrcnn_keypoint_loss_graph", "l2_weight_decay"]
 
 
 def smooth_l1_loss(y_true, y_pred):
@@ -124,6 +125,27 @@ def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks):
     bce = -(y * tf.math.log(pred) + (1.0 - y) * tf.math.log(1.0 - pred))
     weights = positive[..., None, None] * tf.ones_like(bce)
     return _masked_mean(bce, weights)
+
+
+def mrcnn_keypoint_loss_graph(target_indices, target_valid, target_class_ids, pred_logits):
+    """Keypoint head loss (paper §5): for each labelled keypoint of a positive ROI, softmax
+    cross-entropy over the S*S cells of its heatmap, the target being the keypoint's one-hot
+    cell. Normalised by the number of such keypoints in the (global) batch, as detectron2 does.
+
+    target_indices: [batch, rois, K] int, cell index row * S + column;
+    target_valid: [batch, rois, K] bool, labelled and inside the ROI;
+    target_class_ids: [batch, rois] int, > 0 for positive ROIs;
+    pred_logits: [batch, rois, S, S, K] heatmap logits.
+    """
+    shape = tf.shape(pred_logits)
+    logits = tf.transpose(tf.cast(pred_logits, tf.float32), [0, 1, 4, 2, 3])  # [B, R, K, S, S]
+    logits = tf.reshape(logits, [shape[0], shape[1], shape[4], shape[2] * shape[3]])
+    rows = tf.shape(logits)[1]
+    target_indices = tf.cast(target_indices[:, :rows], tf.int32)
+    positive = tf.cast(target_class_ids[:, :rows], tf.int32) > 0
+    weights = tf.cast(target_valid[:, :rows], tf.bool) & positive[..., None]
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_indices, logits=logits)
+    return _masked_mean(ce, weights)
 
 
 def l2_weight_decay(variables, weight_decay):

@@ -1,0 +1,58 @@
+"""The stick-figure sample: keypoints sit on the drawn figure, visibility follows occlusion,
+and the dataset is a pure function of the seed."""
+
+import numpy as np
+
+from samples.pose.pose import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, PoseDataset
+
+
+def _dataset(n=30, seed=0):
+    d = PoseDataset()
+    d.load_pose(n, 128, 128, seed=seed)
+    d.prepare()
+    return d
+
+
+def test_keypoints_lie_on_their_figure_and_visibility_matches_masks():
+    d = _dataset()
+    seen_hidden = 0
+    for i in d.image_ids:
+        masks, class_ids = d.load_mask(i)
+        kps = d.load_keypoints(i)
+        assert kps.shape == (masks.shape[-1], len(KEYPOINT_NAMES), 3)
+        assert class_ids.tolist() == [1] * masks.shape[-1]
+        full, _ = d._figure_masks(d.image_info[i])
+        for n in range(kps.shape[0]):
+            for x, y, v in kps[n]:
+                if v == 0:
+                    assert not (0 <= x < 128 and 0 <= y < 128)
+                    continue
+                r, c = int(y), int(x)
+                assert full[r, c, n], (i, n)           # the joint is on its drawn figure
+                assert masks[r, c, n] == (v == 2), (i, n, v)
+                seen_hidden += v == 1
+    assert seen_hidden > 0
+
+
+def test_specifications_are_a_pure_function_of_the_seed():
+    a, b = _dataset(5, seed=3), _dataset(5, seed=3)
+    for i in a.image_ids:
+        np.testing.assert_array_equal(a.load_image(i), b.load_image(i))
+        np.testing.assert_array_equal(a.load_keypoints(i), b.load_keypoints(i))
+    assert not np.array_equal(_dataset(5, seed=4).load_image(0), a.load_image(0))
+
+
+def test_left_and_right_limbs_have_their_own_colours():
+    d = _dataset(10)
+    for i in d.image_ids:
+        info = d.image_info[i]
+        image = d.load_image(i)
+        masks, _ = d.load_mask(i)
+        kps = d.load_keypoints(i)
+        fig = info["figures"][-1]                      # drawn last: never hidden by a figure
+        for k, side in ((3, 1), (5, 2)):               # left hand, right hand
+            x, y, v = kps[-1, k]
+            if v == 2:
+                assert tuple(image[int(y), int(x)]) == fig["colors"][side]
+    left = {a for pair in KEYPOINT_FLIP_MAP for a in pair[:1]}
+    assert all(KEYPOINT_NAMES[i].startswith("left") for i in left)

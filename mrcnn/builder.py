@@ -12,23 +12,54 @@ from keras import layers as KL
 
 from mrcnn.backbone import ResNetStyle, build_backbone, fpn_graph
 from mrcnn.heads.fpn_heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.heads.keypoint_head import build_fpn_keypoint_graph
 from mrcnn.heads.rpn import build_rpn_model
 from mrcnn.layers import (
     DetectionLayer,
     DetectionTargetLayer,
+    KeypointTargetLayer,
     NormBoxes,
     ProposalLayer,
     PyramidAnchors,
+    ZeroMasks,
 )
 
 __all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
-           "INFERENCE_OUTPUTS", "train_bn_flag", "dtype_policy_scope"]
+           "INFERENCE_OUTPUTS", "KEYPOINT_TRAINING_OUTPUTS", "training_output_names",
+           "inference_output_names", "train_bn_flag", "dtype_policy_scope"]
 
 INFERENCE_OUTPUTS = ["mrcnn_detection", "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "ROI",
                      "rpn_class", "rpn_bbox"]
 TRAINING_OUTPUTS = ["rpn_class_logits", "rpn_class", "rpn_bbox", "mrcnn_class_logits",
                     "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "rpn_rois", "output_rois",
                     "target_class_ids", "target_bbox", "target_mask"]
+# Appended to the training outputs when Config.NUM_KEYPOINTS > 0.
+KEYPOINT_TRAINING_OUTPUTS = ["mrcnn_keypoint", "target_keypoint_indices",
+                             "target_keypoint_valid"]
+MASK_OUTPUTS = ("mrcnn_mask", "target_mask")
+
+
+def training_output_names(config):
+    """Names of the training model's outputs, in order: TRAINING_OUTPUTS (without the mask
+    head's when USE_MASK_HEAD is False), then KEYPOINT_TRAINING_OUTPUTS with keypoints."""
+    names = [n for n in TRAINING_OUTPUTS if config.USE_MASK_HEAD or n not in MASK_OUTPUTS]
+    return names + (KEYPOINT_TRAINING_OUTPUTS if config.NUM_KEYPOINTS else [])
+
+
+def inference_output_names(config):
+    """Names of the inference model's outputs: INFERENCE_OUTPUTS, then "mrcnn_keypoint"
+    [batch, DETECTION_MAX_INSTANCES, S, S, K] heatmap logits with keypoints. Without the mask
+    head, mrcnn_mask is still an output: zeros [batch, DETECTION_MAX_INSTANCES, 28, 28, classes]
+    so that detect() keeps one shape."""
+    return INFERENCE_OUTPUTS + (["mrcnn_keypoint"] if config.NUM_KEYPOINTS else [])
+
+
+def _keypoint_head(config, rois, feature_maps, image_meta):
+    return build_fpn_keypoint_graph(
+        rois, feature_maps, image_meta, config.NUM_KEYPOINTS,
+        pool_size=config.KEYPOINT_POOL_SIZE, conv_channels=config.KEYPOINT_HEAD_CONV_CHANNELS,
+        num_convs=config.KEYPOINT_HEAD_CONVS, roi_align_mode=config.ROI_ALIGN_MODE,
+        sampling_ratio=config.ROI_ALIGN_SAMPLING_RATIO, level_mapper=config.ROI_LEVEL_MAPPER)
 
 
 def train_bn_flag(config):
@@ -159,9 +190,17 @@ def build_inference_model(config):
         delta_clamp=config.BBOX_DELTA_CLAMP, name="mrcnn_detection")(
         rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
     detection_boxes = detections[..., :4]
-    mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
-                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
+    if config.USE_MASK_HEAD:
+        mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps,
+                                          input_image_meta, config.MASK_POOL_SIZE,
+                                          config.NUM_CLASSES, **kw)
+    else:
+        mrcnn_mask = ZeroMasks(config.MASK_SHAPE, config.NUM_CLASSES, name="mrcnn_mask")(
+            detection_boxes)
     outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
+    if config.NUM_KEYPOINTS:
+        outputs.append(_keypoint_head(config, detection_boxes, mrcnn_feature_maps,
+                                      input_image_meta))
     return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
 
 
@@ -219,10 +258,27 @@ def build_training_model(config):
     # every ROI that has a mask target: the mask head runs on those only (its loss ignores the
     # rest), about a third of matterport's mask-head work in training.
     mask_rows = max(int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO), 1)
-    mrcnn_mask = build_fpn_mask_graph(rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta,
-                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, **kw)
     output_rois = KL.Identity(dtype="float32", name="output_rois")(rois)
-    outputs = [rpn_class_logits, rpn_class, rpn_bbox, mrcnn_class_logits, mrcnn_class,
-               mrcnn_bbox, mrcnn_mask, rpn_rois, output_rois, target_class_ids, target_bbox,
-               target_mask]
+    named = {"rpn_class_logits": rpn_class_logits, "rpn_class": rpn_class, "rpn_bbox": rpn_bbox,
+             "mrcnn_class_logits": mrcnn_class_logits, "mrcnn_class": mrcnn_class,
+             "mrcnn_bbox": mrcnn_bbox, "rpn_rois": rpn_rois, "output_rois": output_rois,
+             "target_class_ids": target_class_ids, "target_bbox": target_bbox,
+             "target_mask": target_mask}
+    if config.USE_MASK_HEAD:
+        named["mrcnn_mask"] = build_fpn_mask_graph(
+            rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
+            config.NUM_CLASSES, **kw)
+    if config.NUM_KEYPOINTS:
+        # Pixel keypoints of the molded image, like input_gt_boxes.
+        input_gt_keypoints = keras.Input(shape=[None, config.NUM_KEYPOINTS, 3],
+                                         name="input_gt_keypoints", dtype="float32")
+        inputs.append(input_gt_keypoints)
+        named["target_keypoint_indices"], named["target_keypoint_valid"] = KeypointTargetLayer(
+            config.KEYPOINT_MASK_SHAPE[0], name="keypoint_targets")(
+            rois, target_class_ids, input_gt_class_ids, gt_boxes, input_gt_keypoints,
+            input_image)
+        # Like the mask head, on the rows where the positive ROIs are.
+        named["mrcnn_keypoint"] = _keypoint_head(config, rois[:, :mask_rows],
+                                                 mrcnn_feature_maps, input_image_meta)
+    outputs = [named[n] for n in training_output_names(config)]
     return keras.Model(inputs, outputs, name="mask_rcnn")

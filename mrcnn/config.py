@@ -25,6 +25,8 @@ RESIZE_MODES = ("none", "square", "pad64", "crop")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")
+# The keypoint head's loss, present when NUM_KEYPOINTS > 0.
+KEYPOINT_LOSS_NAMES = ("mrcnn_keypoint_loss",)
 
 
 class ConfigError(ValueError):
@@ -186,6 +188,26 @@ class Config:
     # Per-channel divisor applied after MEAN_PIXEL is subtracted (None: 1, matterport).
     STD_PIXEL = None
 
+    # --- mrcnn: the keypoint head (paper §5; 0 keypoints = no keypoint head) ---
+    # Keypoints per instance; Dataset.load_keypoints(image_id) gives [instances, K, (x, y, v)].
+    NUM_KEYPOINTS = 0
+    # Names of the keypoints (K of them, or empty), pairs (left, right) of keypoint indices
+    # that a horizontal flip swaps, and pairs of indices joined when drawing a skeleton.
+    KEYPOINT_NAMES = ()
+    KEYPOINT_FLIP_MAP = ()
+    KEYPOINT_SKELETON = ()
+    # Heatmap side of the keypoint head (4 * KEYPOINT_POOL_SIZE: deconvolution + upsampling),
+    # its RoIAlign size, and its eight 3x3 convolutions' width.
+    KEYPOINT_MASK_SHAPE = [56, 56]
+    KEYPOINT_POOL_SIZE = 14
+    KEYPOINT_HEAD_CONV_CHANNELS = 512
+    KEYPOINT_HEAD_CONVS = 8
+    # OKS sigmas per keypoint for evaluation (None: COCO's 17 person sigmas when K = 17).
+    KEYPOINT_OKS_SIGMAS = None
+    # False: no mask head (keypoints only, like torchvision's keypointrcnn); the dataset still
+    # gives masks, from which the GT boxes come.
+    USE_MASK_HEAD = True
+
     def __init__(self):
         # A function assigned as a class attribute would bind to the instance: keep it plain.
         for name in ("BACKBONE", "COMPUTE_BACKBONE_SHAPE"):
@@ -195,7 +217,8 @@ class Config:
             setattr(self, name, value)
         # Copy mutable class attributes so that instances never share them.
         for name in ("LOSS_WEIGHTS", "MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
-                     "BACKBONE_STRIDES", "RPN_ANCHOR_RATIOS", "MASK_SHAPE"):
+                     "BACKBONE_STRIDES", "RPN_ANCHOR_RATIOS", "MASK_SHAPE",
+                     "KEYPOINT_MASK_SHAPE"):
             setattr(self, name, copy.deepcopy(getattr(self, name)))
         self.MEAN_PIXEL = np.asarray(self.MEAN_PIXEL, dtype=np.float64)
         self.RPN_BBOX_STD_DEV = np.asarray(self.RPN_BBOX_STD_DEV, dtype=np.float64)
@@ -294,9 +317,11 @@ class Config:
             fail("WEIGHT_DECAY", "must be >= 0")
         if self.GRADIENT_CLIP_NORM is not None and not self.GRADIENT_CLIP_NORM > 0:
             fail("GRADIENT_CLIP_NORM", "must be > 0 or None")
-        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+        known = LOSS_NAMES + KEYPOINT_LOSS_NAMES
+        unknown = set(self.LOSS_WEIGHTS) - set(known)
         if unknown:
-            fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; known: {LOSS_NAMES}")
+            fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; known: {known}")
+        self._validate_keypoints(fail)
         if self.TRAIN_BN not in (True, False, None):
             fail("TRAIN_BN", "must be True, False or None")
         if self.ROI_ALIGN_MODE not in ("paper", "matterport", "torchvision"):
@@ -340,6 +365,38 @@ class Config:
             fail("RPN_NMS_PER_LEVEL", "True needs BOX_DECODE_FRAME = 'pixels'")
         if self.ROI_ALIGN_MODE == "torchvision" and self.BOX_DECODE_FRAME != "pixels":
             fail("ROI_ALIGN_MODE", "'torchvision' needs BOX_DECODE_FRAME = 'pixels'")
+
+    def _validate_keypoints(self, fail):
+        k = self.NUM_KEYPOINTS
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+            fail("NUM_KEYPOINTS", "must be an int >= 0")
+        if self.KEYPOINT_NAMES and len(self.KEYPOINT_NAMES) != k:
+            fail("KEYPOINT_NAMES", f"must name NUM_KEYPOINTS = {k} keypoints (or be empty)")
+        for attr in ("KEYPOINT_FLIP_MAP", "KEYPOINT_SKELETON"):
+            for pair in getattr(self, attr):
+                if len(pair) != 2 or not all(0 <= int(i) < k for i in pair):
+                    fail(attr, f"pairs of keypoint indices in [0, {k}) expected, got {pair!r}")
+        flipped = [i for pair in self.KEYPOINT_FLIP_MAP for i in pair]
+        if len(set(flipped)) != len(flipped):
+            fail("KEYPOINT_FLIP_MAP", "a keypoint appears in more than one pair")
+        if list(self.KEYPOINT_MASK_SHAPE) != [4 * self.KEYPOINT_POOL_SIZE] * 2:
+            fail("KEYPOINT_MASK_SHAPE", f"must be [4*KEYPOINT_POOL_SIZE]*2 = "
+                                        f"{[4 * self.KEYPOINT_POOL_SIZE] * 2}: a stride-2 "
+                                        "deconvolution and a 2x upsampling")
+        for attr in ("KEYPOINT_POOL_SIZE", "KEYPOINT_HEAD_CONV_CHANNELS", "KEYPOINT_HEAD_CONVS"):
+            v = getattr(self, attr)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                fail(attr, "must be a positive int")
+        sigmas = self.KEYPOINT_OKS_SIGMAS
+        if sigmas is not None and (len(sigmas) != k or min(sigmas) <= 0):
+            fail("KEYPOINT_OKS_SIGMAS", f"must be NUM_KEYPOINTS = {k} positive numbers or None")
+        if sigmas is None and k not in (0, 17):
+            fail("KEYPOINT_OKS_SIGMAS", f"must be given for NUM_KEYPOINTS = {k} (COCO's "
+                                        "sigmas are the default only for its 17 keypoints)")
+        if self.USE_MASK_HEAD not in (True, False):
+            fail("USE_MASK_HEAD", "must be True or False")
+        if not self.USE_MASK_HEAD and k == 0:
+            fail("USE_MASK_HEAD", "False needs a keypoint head (NUM_KEYPOINTS > 0)")
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self):

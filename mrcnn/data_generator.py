@@ -12,6 +12,7 @@ import numpy as np
 from mrcnn.ops.anchors import compute_backbone_shapes, generate_pyramid_anchors
 from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
 from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.ops.keypoints import flip_keypoints, scale_keypoints
 from mrcnn.ops.masks import extract_bboxes, minimize_mask, resize_mask
 from mrcnn.targets import build_detection_targets, build_rpn_targets, generate_random_rois
 
@@ -53,8 +54,50 @@ def _checked_mask(dataset, image_id, image_shape):
     return mask.astype(bool), class_ids
 
 
+def _checked_keypoints(dataset, config, image_id, instances):
+    """dataset.load_keypoints(image_id) as float32 [instances, NUM_KEYPOINTS, 3], checked."""
+    load = getattr(dataset, "load_keypoints", None)
+    if load is None:
+        raise ValueError(f"Config.NUM_KEYPOINTS = {config.NUM_KEYPOINTS} but "
+                         f"{type(dataset).__name__} has no load_keypoints(image_id)")
+    keypoints = np.asarray(load(image_id), dtype=np.float32)
+    want = (instances, config.NUM_KEYPOINTS, 3)
+    if keypoints.size == 0 and instances == 0:
+        return np.zeros(want, np.float32)
+    if keypoints.shape != want:
+        raise ValueError(f"load_keypoints returned shape {keypoints.shape}, expected {want} "
+                         f"(instances, NUM_KEYPOINTS, (x, y, v)) for "
+                         f"{_describe(dataset, image_id)}")
+    return keypoints
+
+
+def _augment_keypoints(det, keypoints, image_shape, flip_map):
+    """Moves keypoints [N, K, 3] with a deterministic imgaug augmenter. Two probe points tell
+    whether the image was mirrored left-right; then the flip_map pairs are swapped. Keypoints
+    pushed out of the image become unlabelled (v = 0)."""
+    from imgaug.augmentables.kps import Keypoint, KeypointsOnImage
+
+    h, w = image_shape[:2]
+    flat = keypoints.reshape(-1, 3)
+    points = [Keypoint(x=float(x), y=float(y)) for x, y, _ in flat]
+    points += [Keypoint(x=0.25 * w, y=0.5 * h), Keypoint(x=0.75 * w, y=0.5 * h)]
+    moved = det.augment_keypoints(KeypointsOnImage(points, shape=tuple(image_shape)))
+    xy = np.array([[p.x, p.y] for p in moved.keypoints], dtype=np.float32)
+    out = flat.copy()
+    out[:, :2] = xy[:-2]
+    outside = (out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] > w) | (out[:, 1] > h)
+    out[:, 2] = np.where(outside, 0, out[:, 2])
+    out = out.reshape(keypoints.shape)
+    if xy[-2, 0] > xy[-1, 0]:  # mirrored: left and right keypoints trade places
+        order = np.arange(keypoints.shape[1])
+        for i, j in flip_map:
+            order[i], order[j] = j, i
+        out = out[:, order]
+    return out
+
+
 def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
-                  use_mini_mask=False, rng=None):
+                  use_mini_mask=False, rng=None, return_keypoints=False):
     """Loads an image with its ground truth, resized (and optionally augmented) for training.
 
     augment: deprecated left-right flip with probability 0.5 (use augmentation instead).
@@ -64,22 +107,31 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
 
     Returns image [H, W, C] (uint8 as loaded, resized), image_meta [IMAGE_META_SIZE],
     class_ids [N] int32, bbox [N, (y1, x1, y2, x2)] int32 pixels, mask [H, W, N] bool (or
-    [mh, mw, N]). N may be 0.
+    [mh, mw, N]). N may be 0. With return_keypoints (Config.NUM_KEYPOINTS > 0), also
+    keypoints [N, NUM_KEYPOINTS, (x, y, v)] float32 pixels of the returned image, from
+    dataset.load_keypoints; flips swap Config.KEYPOINT_FLIP_MAP's pairs.
     """
     rng = rng if rng is not None else np.random.default_rng()
     image = dataset.load_image(image_id)
     mask, class_ids = _checked_mask(dataset, image_id, image.shape)
+    keypoints = None
+    if return_keypoints:
+        keypoints = _checked_keypoints(dataset, config, image_id, class_ids.shape[0])
     original_shape = image.shape
     image, window, scale, padding, crop = resize_image(
         image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
         max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE, rng=rng)
     mask = resize_mask(mask, scale, padding, crop)
+    if keypoints is not None:
+        keypoints = scale_keypoints(keypoints, scale, padding, crop)
 
     if augment:
         logger.warning("'augment' is deprecated; use 'augmentation' instead.")
         if rng.random() < 0.5:
             image = np.fliplr(image)
             mask = np.fliplr(mask)
+            if keypoints is not None:
+                keypoints = flip_keypoints(keypoints, image.shape[1], config.KEYPOINT_FLIP_MAP)
     if augmentation is not None:
         import imgaug
 
@@ -91,6 +143,9 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
         image = det.augment_image(image)
         mask = det.augment_image(mask.astype(np.uint8),
                                  hooks=imgaug.HooksImages(activator=hook))
+        if keypoints is not None:
+            keypoints = _augment_keypoints(det, keypoints, image_shape,
+                                           config.KEYPOINT_FLIP_MAP)
         if image.shape != image_shape or mask.shape != mask_shape:
             raise ValueError("augmentation changed the image or mask shape "
                              f"({image_shape} -> {image.shape}); use size-preserving augmenters")
@@ -100,6 +155,8 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
     keep = np.where(np.sum(mask, axis=(0, 1)) > 0)[0]
     mask = mask[:, :, keep]
     class_ids = class_ids[keep]
+    if keypoints is not None:
+        keypoints = keypoints[keep]
     bbox = extract_bboxes(mask)
     active_class_ids = np.zeros([dataset.num_classes], dtype=np.int32)
     source = dataset.image_info[image_id]["source"]
@@ -108,6 +165,8 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
         mask = minimize_mask(bbox, mask, config.MINI_MASK_SHAPE)
     image_meta = compose_image_meta(image_id, original_shape, image.shape, window, scale,
                                     active_class_ids)
+    if return_keypoints:
+        return image, image_meta, class_ids, bbox, mask, keypoints
     return image, image_meta, class_ids, bbox, mask
 
 
@@ -195,7 +254,8 @@ class DataGenerator(keras.utils.PyDataset):
         aug = None if source in self.no_augmentation_sources else self.augmentation
         try:
             return load_image_gt(self.dataset, self.config, image_id, augmentation=aug,
-                                 use_mini_mask=self.config.USE_MINI_MASK, rng=rng)
+                                 use_mini_mask=self.config.USE_MINI_MASK, rng=rng,
+                                 return_keypoints=bool(self.config.NUM_KEYPOINTS))
         except Exception as e:
             raise type(e)(f"{e} [while loading {_describe(self.dataset, image_id)}]") from e
 
@@ -235,10 +295,15 @@ class DataGenerator(keras.utils.PyDataset):
         }
         if self.random_rois:
             out["input_roi"] = np.zeros((b, self.random_rois, 4), np.int32)
-        for i, (_, meta, class_ids, boxes, masks) in enumerate(items):
+        if config.NUM_KEYPOINTS:
+            out["input_gt_keypoints"] = np.zeros((b, max_gt, config.NUM_KEYPOINTS, 3),
+                                                 np.float32)
+        for i, (_, meta, class_ids, boxes, masks, *keypoints) in enumerate(items):
+            keypoints = keypoints[0] if keypoints else None
             if len(class_ids) > max_gt:
                 keep = rng.choice(len(class_ids), max_gt, replace=False)
                 class_ids, boxes, masks = class_ids[keep], boxes[keep], masks[:, :, keep]
+                keypoints = None if keypoints is None else keypoints[keep]
             meta = meta.copy()
             meta[4:7] = images.shape[1:]
             rpn_match, rpn_bbox = build_rpn_targets(images.shape[1:], anchors, class_ids, boxes,
@@ -251,6 +316,8 @@ class DataGenerator(keras.utils.PyDataset):
             out["input_gt_class_ids"][i, :n] = class_ids
             out["input_gt_boxes"][i, :n] = boxes
             out["input_gt_masks"][i, :masks.shape[0], :masks.shape[1], :n] = masks
+            if keypoints is not None:
+                out["input_gt_keypoints"][i, :n] = keypoints
             if self.random_rois:
                 out["input_roi"][i] = generate_random_rois(images.shape[1:], self.random_rois,
                                                            class_ids, boxes, rng=rng)

@@ -6,6 +6,7 @@ from mrcnn.dataset import to_rgb_uint8
 from mrcnn.ops.boxes import denorm_boxes, norm_boxes
 from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
 from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.ops.keypoints import heatmaps_to_keypoints
 from mrcnn.ops.masks import unmold_masks
 
 __all__ = ["mold_inputs", "unmold_detections"]
@@ -36,15 +37,18 @@ def mold_inputs(images, config):
     return mold_image(batch, config), metas, np.array(windows)
 
 
-def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window):
+def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window,
+                      keypoint_maps=None):
     """One image's detections in the format of the network -> image pixels.
 
     detections: [N, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded;
     mrcnn_mask: [N, mh, mw, num_classes]; original_image_shape: [H, W, C] before resizing;
     image_shape: [h, w, C] of the molded image; window: [(y1, x1, y2, x2)] pixels of the molded
     image that hold the real image.
+    keypoint_maps: optional [N, S, S, K] keypoint heatmap logits of the detections.
     Returns boxes [N, (y1, x1, y2, x2)] int32 original pixels, class_ids [N] int32, scores [N]
-    float32, masks [H, W, N] bool.
+    float32, masks [H, W, N] bool; with keypoint_maps also keypoints [N, K, (x, y, score)]
+    float32 original pixels (ops.keypoints.heatmaps_to_keypoints on the unrounded boxes).
     """
     valid = detections[:, 4] > 0
     n = int(np.sum(valid))
@@ -61,9 +65,14 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     wh, ww = wy2 - wy1, wx2 - wx1
     scale = np.array([wh, ww, wh, ww])
     boxes = np.divide(boxes - shift, scale)
+    float_boxes = boxes * (np.tile(np.asarray(original_image_shape[:2]), 2) - 1) + [0, 0, 1, 1]
     boxes = denorm_boxes(boxes, original_image_shape[:2])
     # Drop boxes that became empty.
     keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
     full_masks = unmold_masks(masks, boxes, original_image_shape)
-    return boxes, class_ids, scores, full_masks
+    if keypoint_maps is None:
+        return boxes, class_ids, scores, full_masks
+    maps = keypoint_maps[np.nonzero(valid)[0]][keep]
+    keypoints = heatmaps_to_keypoints(maps, float_boxes[keep])
+    return boxes, class_ids, scores, full_masks, keypoints

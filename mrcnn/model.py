@@ -218,8 +218,9 @@ class MaskRCNN:
             if self.config.MIXED_PRECISION == "mixed_float16":
                 # Dynamic loss scaling: float16 gradients would underflow without it.
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            self.trainer = training.TrainingModel(self.keras_model, self.config.LOSS_WEIGHTS,
-                                                  self.config.WEIGHT_DECAY)
+            self.trainer = training.TrainingModel(
+                self.keras_model, self.config.LOSS_WEIGHTS, self.config.WEIGHT_DECAY,
+                output_names=builder.training_output_names(self.config))
             self.trainer.compile(optimizer=optimizer, jit_compile=False)
         return self.trainer
 
@@ -271,10 +272,10 @@ class MaskRCNN:
         return inference.mold_inputs(images, self.config)
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
-                          window):
+                          window, keypoint_maps=None):
         """See inference.unmold_detections."""
         return inference.unmold_detections(detections, mrcnn_mask, original_image_shape,
-                                           image_shape, window)
+                                           image_shape, window, keypoint_maps)
 
     def get_anchors(self, image_shape):
         """Normalized anchors [A, 4] for a molded image shape (cached). Also sets self.anchors
@@ -310,7 +311,9 @@ class MaskRCNN:
         """Runs detection on a list of images (any sizes, any count).
 
         Returns one dict per image: rois [N, (y1, x1, y2, x2)] int32 pixels of the original
-        image, class_ids [N] int32, scores [N] float32, masks [H, W, N] bool.
+        image, class_ids [N] int32, scores [N] float32, masks [H, W, N] bool, and with a
+        keypoint head (Config.NUM_KEYPOINTS > 0) keypoints [N, K, (x, y, score)] float32
+        pixels of the original image.
         """
         if verbose:
             print(f"Processing {len(images)} images")
@@ -319,13 +322,16 @@ class MaskRCNN:
                                        [np.asarray(image).shape for image in images], windows)
 
     def _detect_and_unmold(self, molded_images, image_metas, original_shapes, windows):
-        detections, _, _, mrcnn_mask, _, _, _ = self._predict(molded_images, image_metas)
+        outputs = self._predict(molded_images, image_metas)
+        detections, mrcnn_mask = outputs[0], outputs[3]
+        keypoint_maps = outputs[7] if len(outputs) > 7 else None  # builder: mrcnn_keypoint
         results = []
         for i, (shape, window) in enumerate(zip(original_shapes, windows)):
-            rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], shape, molded_images[i].shape, window)
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                            "masks": masks})
+            unmolded = self.unmold_detections(
+                detections[i], mrcnn_mask[i], shape, molded_images[i].shape, window,
+                None if keypoint_maps is None else keypoint_maps[i])
+            result = dict(zip(("rois", "class_ids", "scores", "masks", "keypoints"), unmolded))
+            results.append(result)
         return results
 
     def detect_molded(self, molded_images, image_metas, verbose=0):

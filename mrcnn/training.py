@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mrcnn import losses as L
 from mrcnn.builder import TRAINING_OUTPUTS
-from mrcnn.config import LOSS_NAMES
+from mrcnn.config import KEYPOINT_LOSS_NAMES, LOSS_NAMES
 from mrcnn.layers.graph_utils import BatchNorm
 from mrcnn.ops.image_meta import active_class_ids_graph
 from mrcnn.weights import save_weights_h5
@@ -67,16 +67,17 @@ def set_trainable(keras_model, layer_regex, verbose=0, indent=0):
     return trainable_names
 
 
-def compute_losses(inputs, outputs):
-    """The five losses from the training model's inputs (dict) and outputs (TRAINING_OUTPUTS
-    order). Returns a dict loss name -> scalar."""
+def compute_losses(inputs, outputs, output_names=None):
+    """The losses from the training model's inputs (dict) and outputs, named by output_names
+    (builder.training_output_names; default TRAINING_OUTPUTS). Returns a dict loss name ->
+    scalar: the five of LOSS_NAMES (the mask loss 0 without a mask head), and
+    mrcnn_keypoint_loss when the model has a keypoint head."""
     # Under mixed precision some outputs are float16/bfloat16: every loss is float32.
     o = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v
-         for k, v in zip(TRAINING_OUTPUTS, outputs)}
-    mask_rows = tf.shape(o["mrcnn_mask"])[1]  # the mask head sees the first ROIs only
+         for k, v in zip(output_names or TRAINING_OUTPUTS, outputs)}
     roi_valid = tf.reduce_sum(tf.abs(o["output_rois"]), axis=-1) > 0
     active = active_class_ids_graph(tf.cast(inputs["input_image_meta"], tf.float32))
-    return {
+    losses = {
         "rpn_class_loss": L.rpn_class_loss_graph(inputs["input_rpn_match"],
                                                  o["rpn_class_logits"]),
         "rpn_bbox_loss": L.rpn_bbox_loss_graph(None, inputs["input_rpn_bbox"],
@@ -85,10 +86,18 @@ def compute_losses(inputs, outputs):
                                                      o["mrcnn_class_logits"], active, roi_valid),
         "mrcnn_bbox_loss": L.mrcnn_bbox_loss_graph(o["target_bbox"], o["target_class_ids"],
                                                    o["mrcnn_bbox"]),
-        "mrcnn_mask_loss": L.mrcnn_mask_loss_graph(o["target_mask"][:, :mask_rows],
-                                                   o["target_class_ids"][:, :mask_rows],
-                                                   o["mrcnn_mask"]),
+        "mrcnn_mask_loss": tf.constant(0.0),
     }
+    if "mrcnn_mask" in o:
+        mask_rows = tf.shape(o["mrcnn_mask"])[1]  # the mask head sees the first ROIs only
+        losses["mrcnn_mask_loss"] = L.mrcnn_mask_loss_graph(
+            o["target_mask"][:, :mask_rows], o["target_class_ids"][:, :mask_rows],
+            o["mrcnn_mask"])
+    if "mrcnn_keypoint" in o:
+        losses["mrcnn_keypoint_loss"] = L.mrcnn_keypoint_loss_graph(
+            o["target_keypoint_indices"], o["target_keypoint_valid"], o["target_class_ids"],
+            o["mrcnn_keypoint"])
+    return losses
 
 
 class TrainingModel(keras.Model):
@@ -98,15 +107,22 @@ class TrainingModel(keras.Model):
         net: the functional model of builder.build_training_model.
         loss_weights: dict loss name -> weight (Config.LOSS_WEIGHTS).
         weight_decay: L2 factor (Config.WEIGHT_DECAY), see losses.l2_weight_decay.
-    Metrics reported: loss (the weighted total incl. weight decay) and each of the five losses.
+        output_names: names of net's outputs (builder.training_output_names(config)); default
+            TRAINING_OUTPUTS.
+    Metrics reported: loss (the weighted total incl. weight decay) and each loss (the five,
+    and mrcnn_keypoint_loss with a keypoint head).
     """
 
-    def __init__(self, net, loss_weights, weight_decay, **kwargs):
+    def __init__(self, net, loss_weights, weight_decay, output_names=None, **kwargs):
         super().__init__(**kwargs)
         self.net = net
-        self.loss_weights = {k: float(loss_weights.get(k, 1.0)) for k in LOSS_NAMES}
+        self.net_output_names = list(output_names or TRAINING_OUTPUTS)
+        self.loss_names = LOSS_NAMES + (
+            KEYPOINT_LOSS_NAMES if "mrcnn_keypoint" in self.net_output_names else ())
+        self.loss_weights = {k: float(loss_weights.get(k, 1.0)) for k in self.loss_names}
         self.weight_decay = float(weight_decay)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_NAMES}
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss",) + self.loss_names}
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
@@ -127,8 +143,8 @@ class TrainingModel(keras.Model):
         """This replica's share of the global-batch loss (see losses._masked_mean), and the
         per-loss values."""
         outputs = self.net(inputs, training=training)
-        parts = compute_losses(inputs, outputs)
-        total = tf.add_n([parts[k] * self.loss_weights[k] for k in LOSS_NAMES])
+        parts = compute_losses(inputs, outputs, self.net_output_names)
+        total = tf.add_n([parts[k] * self.loss_weights[k] for k in self.loss_names])
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         # Every replica adds the decay of the same (mirrored) weights: count it once in total.
         total = total + L.l2_weight_decay(self.net.trainable_weights, self.weight_decay) / replicas

@@ -2,12 +2,19 @@
 
 from mrcnn.layers.detection import DetectionLayer
 from mrcnn.layers.detection_target import DetectionTargetLayer
-from mrcnn.layers.graph_utils import BatchNorm, NormBoxes, PyramidAnchors, TimeDistributed
+from mrcnn.layers.graph_utils import (
+    BatchNorm,
+    NormBoxes,
+    PyramidAnchors,
+    TimeDistributed,
+    ZeroMasks,
+)
+from mrcnn.layers.keypoint_target import KeypointTargetLayer
 from mrcnn.layers.proposal import ProposalLayer
 from mrcnn.layers.roi_align import PyramidROIAlign
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (
     DetectionLayer, DetectionTargetLayer, BatchNorm, NormBoxes, PyramidAnchors, TimeDistributed,
-    ProposalLayer, PyramidROIAlign)}
+    ProposalLayer, PyramidROIAlign, KeypointTargetLayer, ZeroMasks)}
 
 __all__ = ["CUSTOM_OBJECTS"] + sorted(CUSTOM_OBJECTS)

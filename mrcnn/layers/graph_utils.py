@@ -12,7 +12,7 @@ from mrcnn.ops.boxes import norm_boxes_graph
 
 __all__ = ["Float32Layer", "BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
            "pyramid_anchors_graph", "normalized_to_pixels_graph", "pixel_frame_scale_graph",
-           "clamp_log_deltas_graph", "small_boxes_graph"]
+           "clamp_log_deltas_graph", "small_boxes_graph", "ZeroMasks"]
 
 
 class Float32Layer(keras.layers.Layer):
@@ -192,3 +192,33 @@ def small_boxes_graph(boxes, min_size):
     """bool [...]: boxes [..., (y1, x1, y2, x2)] narrower or lower than min_size."""
     return ((boxes[..., 2] - boxes[..., 0]) < min_size) | \
         ((boxes[..., 3] - boxes[..., 1]) < min_size)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class ZeroMasks(Float32Layer):
+    """All-zero mask probabilities for models without a mask head (Config.USE_MASK_HEAD False),
+    so that the inference outputs keep one layout.
+
+    Args:
+        mask_shape: (height, width) (MASK_SHAPE); num_classes: int (NUM_CLASSES).
+    Call arguments:
+        boxes: [batch, N, (y1, x1, y2, x2)].
+    Returns [batch, N, height, width, num_classes] zeros.
+    """
+
+    def __init__(self, mask_shape, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_shape = [int(v) for v in mask_shape]
+        self.num_classes = int(num_classes)
+
+    def call(self, boxes):
+        shape = tf.shape(boxes)
+        return tf.zeros(tf.concat([shape[:2], self.mask_shape, [self.num_classes]], 0))
+
+    def compute_output_shape(self, boxes_shape):
+        return tuple(boxes_shape[:2]) + tuple(self.mask_shape) + (self.num_classes,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mask_shape": self.mask_shape, "num_classes": self.num_classes})
+        return config

@@ -1,9 +1,11 @@
 """Synthetic stick figures with named keypoints, for the keypoint head on a CPU (no download).
 
-Each figure is a person-like skeleton of 9 keypoints drawn with thick limbs: left limbs in one
-colour, right limbs in another, so that left and right can be told apart (and a horizontal flip
-must swap them: KEYPOINT_FLIP_MAP). A random rectangle may hide part of a figure; keypoints it
-covers are labelled but occluded (COCO visibility 1), visible ones have visibility 2.
+Each figure is a person-like skeleton of 9 keypoints drawn with thick limbs, facing the viewer:
+its left arm and leg are on the image's right of its neck and pelvis, as for a person seen from
+the front. So left and right are told apart by geometry, and a horizontal flip turns a figure
+into one whose sides trade places (KEYPOINT_FLIP_MAP). A figure has one colour (its head
+another), so colour gives no side away. A random rectangle may hide part of a figure; keypoints
+it covers are labelled but occluded (COCO visibility 1), visible ones have visibility 2.
 
     from samples.pose.pose import PoseConfig, PoseDataset
     dataset = PoseDataset(); dataset.load_pose(300, 128, 128, seed=0); dataset.prepare()
@@ -19,8 +21,6 @@ KEYPOINT_NAMES = ("head", "neck", "left_elbow", "left_hand", "right_elbow", "rig
                   "pelvis", "left_foot", "right_foot")
 KEYPOINT_FLIP_MAP = ((2, 4), (3, 5), (7, 8))
 KEYPOINT_SKELETON = ((0, 1), (1, 2), (2, 3), (1, 4), (4, 5), (1, 6), (6, 7), (6, 8))
-# Limb colours: centre line, left side, right side.
-_SIDE = {(0, 1): 0, (1, 6): 0, (1, 2): 1, (2, 3): 1, (6, 7): 1, (1, 4): 2, (4, 5): 2, (6, 8): 2}
 # COCO-style per-keypoint OKS sigmas for these joints (head like COCO's nose, hands like wrists).
 KEYPOINT_SIGMAS = (0.026, 0.079, 0.072, 0.062, 0.072, 0.062, 0.107, 0.089, 0.089)
 
@@ -99,11 +99,9 @@ class PoseDataset(utils.Dataset):
         image[:] = info["bg_color"]
         _, limbs = self._figure_masks(info)
         for fig, (parts, joints) in zip(info["figures"], limbs):
-            for (a, b), (rr, cc) in zip(KEYPOINT_SKELETON, parts):
-                image[rr, cc] = fig["colors"][_SIDE[(a, b)]]
-            for name, (rr, cc) in zip(KEYPOINT_NAMES, joints):
-                side = 1 if name.startswith("left") else 2 if name.startswith("right") else 0
-                image[rr, cc] = fig["colors"][side]
+            for rr, cc in parts + joints[1:]:
+                image[rr, cc] = fig["colors"][0]
+            image[joints[0][0], joints[0][1]] = fig["colors"][1]  # the head
         if info["occluder"] is not None:
             y1, x1, y2, x2 = info["occluder"]
             image[y1:y2, x1:x2] = info["occluder_color"]
@@ -150,7 +148,9 @@ class PoseDataset(utils.Dataset):
     # ------------------------------------------------------------------ random specifications
     @staticmethod
     def random_figure(height, width, rng):
-        """A figure: 9 joint positions (pixels), limb thickness, head radius, 3 colours."""
+        """A figure: 9 joint positions (pixels), limb thickness, head radius, body and head
+        colours. Left elbow and foot lie right of the neck and pelvis in the image, right ones
+        left of them; hands may cross."""
         size = float(rng.uniform(0.3, 0.6) * min(height, width))   # head to feet
         cx = float(rng.uniform(0.2, 0.8) * width)
         top = float(rng.uniform(0.05, 0.95 - size / height) * height)
@@ -173,10 +173,8 @@ class PoseDataset(utils.Dataset):
         l_foot = limb(pelvis, leg, float(rng.uniform(0.1, 0.6)))
         r_foot = limb(pelvis, leg, -float(rng.uniform(0.1, 0.6)))
         points = [head, neck, l_elbow, l_hand, r_elbow, r_hand, pelvis, l_foot, r_foot]
-        base = rng.integers(0, 256, 3)
-        colors = [tuple(int(c) for c in base),
-                  (int(rng.integers(0, 80)), int(rng.integers(120, 256)), int(rng.integers(0, 80))),
-                  (int(rng.integers(120, 256)), int(rng.integers(0, 80)), int(rng.integers(0, 80)))]
+        colors = [tuple(int(c) for c in rng.integers(100, 256, 3)),
+                  tuple(int(c) for c in rng.integers(100, 256, 3))]
         return {"points": [(float(x), float(y)) for x, y in points],
                 "thickness": max(3.0, 0.08 * size), "head_radius": max(2.5, 0.08 * size),
                 "colors": colors}

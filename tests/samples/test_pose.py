@@ -42,17 +42,13 @@ def test_specifications_are_a_pure_function_of_the_seed():
     assert not np.array_equal(_dataset(5, seed=4).load_image(0), a.load_image(0))
 
 
-def test_left_and_right_limbs_have_their_own_colours():
-    d = _dataset(10)
+def test_left_and_right_are_told_apart_by_geometry():
+    d = _dataset(20)
+    names = {n: i for i, n in enumerate(KEYPOINT_NAMES)}
     for i in d.image_ids:
-        info = d.image_info[i]
-        image = d.load_image(i)
-        masks, _ = d.load_mask(i)
-        kps = d.load_keypoints(i)
-        fig = info["figures"][-1]                      # drawn last: never hidden by a figure
-        for k, side in ((3, 1), (5, 2)):               # left hand, right hand
-            x, y, v = kps[-1, k]
-            if v == 2:
-                assert tuple(image[int(y), int(x)]) == fig["colors"][side]
-    left = {a for pair in KEYPOINT_FLIP_MAP for a in pair[:1]}
-    assert all(KEYPOINT_NAMES[i].startswith("left") for i in left)
+        for fig in d.image_info[i]["figures"]:
+            x = [p[0] for p in fig["points"]]
+            assert x[names["left_elbow"]] > x[names["neck"]] > x[names["right_elbow"]]
+            assert x[names["left_foot"]] > x[names["pelvis"]] > x[names["right_foot"]]
+    for left, right in KEYPOINT_FLIP_MAP:
+        assert KEYPOINT_NAMES[left].replace("left", "right") == KEYPOINT_NAMES[right]

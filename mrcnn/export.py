@@ -9,7 +9,8 @@ Serving, with molding and unmolding inside the graph.
 Outputs of `serve` (N = DETECTION_MAX_INSTANCES, padded; num_detections says how many are real):
     boxes [batch, N, (y1, x1, y2, x2)] int32 pixels of the input image, class_ids [batch, N]
     int32, scores [batch, N] float32, masks [batch, N, height, width] bool, num_detections
-    [batch] int32.
+    [batch] int32; with a keypoint head also keypoints [batch, N, K, (x, y, score)] float32
+    pixels of the input image (keypoints_from_heatmaps_graph).
 Images in one call share a size; different calls may use different sizes.
 """
 
@@ -20,7 +21,7 @@ from mrcnn.layers.graph_utils import pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
 __all__ = ["export_saved_model", "mold_images_graph", "unmold_detections_graph",
-           "convert_to_tflite"]
+           "keypoints_from_heatmaps_graph", "convert_to_tflite"]
 
 
 def _resize_scale(h, w, min_dim, max_dim, min_scale, mode):
@@ -77,21 +78,28 @@ def mold_images_graph(images, config):
     return x, metas, tf.tile(window[None], [batch, 1])
 
 
-def unmold_detections_graph(detections, mrcnn_mask, window, molded_hw, original_hw):
-    """Detections [B, N, 6] normalized and masks [B, N, mh, mw, C] -> boxes in original pixels,
-    class ids, scores and full-size bool masks [B, N, H, W] (see inference.unmold_detections:
-    masks are resized into their box with bilinear sampling and thresholded at 0.5)."""
-    boxes = detections[..., :4]
-    class_ids = tf.cast(detections[..., 4], tf.int32)
-    scores = detections[..., 5]
-    valid = class_ids > 0
+def unmold_boxes_graph(boxes, window, molded_hw, original_hw):
+    """Normalized boxes [B, N, 4] of the molded images -> unrounded pixel boxes of the
+    original images (the inverse of molding: window, then norm_boxes' frame)."""
     wn = norm_boxes_graph(window[:, None, :], molded_hw)[:, 0]  # [B, 4]
     shift = tf.concat([wn[:, :2], wn[:, :2]], -1)[:, None]
     size = tf.concat([wn[:, 2:] - wn[:, :2], wn[:, 2:] - wn[:, :2]], -1)[:, None]
     boxes = (boxes - shift) / size
     H = tf.cast(original_hw[0], tf.float32)
     W = tf.cast(original_hw[1], tf.float32)
-    px = tf.round(boxes * tf.stack([H - 1, W - 1, H - 1, W - 1]) + [0.0, 0.0, 1.0, 1.0])
+    return boxes * tf.stack([H - 1, W - 1, H - 1, W - 1]) + [0.0, 0.0, 1.0, 1.0]
+
+
+def unmold_detections_graph(detections, mrcnn_mask, window, molded_hw, original_hw):
+    """Detections [B, N, 6] normalized and masks [B, N, mh, mw, C] -> boxes in original pixels,
+    class ids, scores and full-size bool masks [B, N, H, W] (see inference.unmold_detections:
+    masks are resized into their box with bilinear sampling and thresholded at 0.5)."""
+    class_ids = tf.cast(detections[..., 4], tf.int32)
+    scores = detections[..., 5]
+    valid = class_ids > 0
+    H = tf.cast(original_hw[0], tf.float32)
+    W = tf.cast(original_hw[1], tf.float32)
+    px = tf.round(unmold_boxes_graph(detections[..., :4], window, molded_hw, original_hw))
     nonempty = (px[..., 2] > px[..., 0]) & (px[..., 3] > px[..., 1])
     valid = valid & nonempty
     px = px * tf.cast(valid, tf.float32)[..., None]
@@ -127,6 +135,31 @@ def unmold_detections_graph(detections, mrcnn_mask, window, molded_hw, original_
             tf.where(valid, scores, 0.0), full, tf.reduce_sum(tf.cast(valid, tf.int32), -1))
 
 
+def keypoints_from_heatmaps_graph(heatmaps, boxes, upsample=4):
+    """Keypoints from heatmap logits, vectorized for the graph.
+
+    heatmaps: [B, N, S, S, K] logits; boxes: [B, N, (y1, x1, y2, x2)] float pixels.
+    ops.keypoints.heatmaps_to_keypoints resizes each map to its box's own size, which cannot
+    be batched; here every map is upsampled `upsample` times (bicubic), the arg-max cell found
+    and its centre placed in the box. The two agree within about S * upsample-th of the box.
+    Returns [B, N, K, (x, y, score)] float32.
+    """
+    shape = tf.shape(heatmaps)
+    b, n, s, k = shape[0], shape[1], heatmaps.shape[2], shape[4]
+    size = s * upsample
+    maps = tf.reshape(heatmaps, [-1, s, s, k])
+    maps = tf.image.resize(maps, [size, size], method="bicubic")
+    flat = tf.reshape(tf.transpose(maps, [0, 3, 1, 2]), [b, n, k, size * size])
+    pos = tf.argmax(flat, axis=-1, output_type=tf.int32)
+    score = tf.reduce_max(flat, axis=-1)
+    row = tf.cast(pos // size, tf.float32)
+    col = tf.cast(pos % size, tf.float32)
+    y1, x1, y2, x2 = (boxes[..., i:i + 1] for i in range(4))
+    x = x1 + (col + 0.5) * tf.maximum(x2 - x1, 1.0) / size
+    y = y1 + (row + 0.5) * tf.maximum(y2 - y1, 1.0) / size
+    return tf.stack([x, y, score], axis=-1)
+
+
 def export_saved_model(model, export_dir, verbose=False):
     """Writes model (an inference-mode MaskRCNN) as a SavedModel with a `serve` endpoint
     (also the serving_default signature). Returns export_dir."""
@@ -143,11 +176,19 @@ def export_saved_model(model, export_dir, verbose=False):
         anchors = pyramid_anchors_graph(molded, config.RPN_ANCHOR_SCALES,
                                         config.RPN_ANCHOR_RATIOS, config.BACKBONE_STRIDES,
                                         config.RPN_ANCHOR_STRIDE)
-        detections, _, _, mrcnn_mask, _, _, _ = km([molded, metas, anchors], training=False)
+        outputs = km([molded, metas, anchors], training=False)
+        detections, mrcnn_mask = outputs[0], outputs[3]
         boxes, class_ids, scores, masks, count = unmold_detections_graph(
             detections, mrcnn_mask, windows, hw, tf.shape(images)[1:3])
-        return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": masks,
-                "num_detections": count}
+        out = {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": masks,
+               "num_detections": count}
+        if config.NUM_KEYPOINTS:
+            # Unrounded boxes in input pixels, as detect() decodes keypoints with.
+            float_boxes = unmold_boxes_graph(detections[..., :4], windows, hw,
+                                             tf.shape(images)[1:3])
+            kps = keypoints_from_heatmaps_graph(outputs[7], float_boxes)
+            out["keypoints"] = kps * tf.cast(class_ids > 0, tf.float32)[..., None, None]
+        return out
 
     archive = keras.export.ExportArchive()
     archive.track(km)

@@ -91,3 +91,28 @@ def test_tflite_conversion_needs_select_tf_ops(tmp_path):
         convert_to_tflite(saved, str(tmp_path / "builtin.tflite"), select_tf_ops=False)
     path = convert_to_tflite(saved, str(tmp_path / "flex.tflite"))
     assert os.path.getsize(path) > 1_000_000
+
+
+def test_graph_keypoint_decoding_agrees_with_numpy():
+    from mrcnn.export import keypoints_from_heatmaps_graph
+    from mrcnn.ops.keypoints import heatmaps_to_keypoints
+
+    rng = np.random.default_rng(4)
+    s, k = 56, 3
+    boxes = np.array([[10.0, 20.0, 66.0, 76.0], [0.0, 5.5, 37.5, 120.25],
+                      [3.2, 7.9, 203.1, 95.0]], np.float32)
+    # Smooth single-peak maps (a Gaussian bump per keypoint).
+    yy, xx = np.mgrid[0:s, 0:s]
+    maps = np.zeros((3, s, s, k), np.float32)
+    for i in range(3):
+        for j in range(k):
+            cy, cx = rng.uniform(3, s - 3, 2)
+            maps[i, :, :, j] = 8 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
+    want = heatmaps_to_keypoints(maps, boxes)
+    got = np.asarray(keypoints_from_heatmaps_graph(maps[None], boxes[None]))[0]
+    for i, (y1, x1, y2, x2) in enumerate(boxes):
+        cell_x, cell_y = (x2 - x1) / s, (y2 - y1) / s
+        assert np.all(np.abs(got[i, :, 0] - want[i, :, 0]) <= max(cell_x, 1.0))
+        assert np.all(np.abs(got[i, :, 1] - want[i, :, 1]) <= max(cell_y, 1.0))
+    # Scores: the peak logit after each resampling (different sizes): within 10%.
+    np.testing.assert_allclose(got[..., 2], want[..., 2], rtol=0.1)

@@ -43,7 +43,7 @@ class KeypointTestConfig(PoseConfig):
     MAX_GT_INSTANCES = 5
     DETECTION_MAX_INSTANCES = 10
     DETECTION_MIN_CONFIDENCE = 0.0
-    STEPS_PER_EPOCH = 8
+    STEPS_PER_EPOCH = 20
     VALIDATION_STEPS = 1
     LEARNING_RATE = 0.01
 
@@ -141,9 +141,10 @@ def test_short_training_lowers_keypoint_loss_and_detect_returns_keypoints(tmp_pa
     history = model.train(train, val, config.LEARNING_RATE, epochs=3, layers="all", seed=3,
                           workers=1, verbose=0)
     kp = history.history["mrcnn_keypoint_loss"]
-    assert np.all(np.isfinite(kp)) and kp[-1] < kp[0]
-    # The loss starts near log(56 * 56) (uniform heatmaps) and trains below it.
-    assert kp[0] < np.log(56 * 56) + 1.5
+    # Uniform heatmaps cost log(56 * 56) = 8.04 per keypoint; the first steps have no positive
+    # ROIs yet (loss 0), so compare the later epochs: the loss falls well below uniform.
+    assert np.all(np.isfinite(kp)) and kp[2] < kp[1]
+    assert kp[2] < np.log(56 * 56) - 1.0
 
     class Infer(KeypointTestConfig):
         IMAGES_PER_GPU = 1

@@ -53,12 +53,14 @@ def _finish(fig, save_path):
 
 def display_instances(image, boxes, masks, class_ids, class_names, scores=None, title="",
                       figsize=(16, 16), ax=None, show_mask=True, show_bbox=True, colors=None,
-                      captions=None, save_path=None):
+                      captions=None, save_path=None, keypoints=None, skeleton=None):
     """Draws instances over an image.
 
     boxes: [N, (y1, x1, y2, x2)] pixels; masks: [H, W, N] bool; class_ids: [N] int; class_names:
     list indexed by class id; scores: optional [N] (a score of 0.0 is shown); colors: optional
     list or array of N RGB colors in [0, 1]; captions: optional N strings.
+    keypoints: optional [N, K, (x, y, v or score)] pixels (detect()'s r["keypoints"]), drawn
+    with draw_keypoints and skeleton (pairs of keypoint indices, Config.KEYPOINT_SKELETON).
     Returns the Figure; save_path writes it as an image file.
     """
     from matplotlib import patches
@@ -104,6 +106,45 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
             verts = np.fliplr(verts) - 1  # (row, col) -> (x, y)
             ax.add_patch(Polygon(verts, facecolor="none", edgecolor=color))
     ax.imshow(masked_image.astype(np.uint8))
+    if keypoints is not None:
+        draw_keypoints(ax, keypoints, skeleton, colors)
+    return _finish(fig, save_path)
+
+
+def draw_keypoints(ax, keypoints, skeleton=None, colors=None, min_score=None):
+    """Draws keypoints [N, K, (x, y, v or score)] pixels on a matplotlib Axes: a dot per
+    keypoint and a line per skeleton pair. Ground truth (v in 0, 1, 2): v = 0 is not drawn,
+    v = 1 (occluded) hollow. Predictions (third value a score): points below min_score are not
+    drawn (default: all drawn)."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    colors = random_colors(len(keypoints)) if colors is None or len(colors) == 0 else colors
+    is_gt = np.all(np.isin(keypoints[..., 2], (0, 1, 2)))
+    for i, kps in enumerate(keypoints):
+        color = colors[i % len(colors)]
+        shown = kps[:, 2] > 0 if is_gt else (
+            np.ones(len(kps), bool) if min_score is None else kps[:, 2] >= min_score)
+        for a, b in skeleton or []:
+            if shown[a] and shown[b]:
+                ax.plot([kps[a, 0], kps[b, 0]], [kps[a, 1], kps[b, 1]], color=color,
+                        linewidth=2, alpha=0.8)
+        for x, y, v in kps[shown]:
+            hollow = is_gt and v == 1
+            ax.scatter([x], [y], s=25, edgecolors=[color], linewidths=1.5,
+                       facecolors="none" if hollow else [color], zorder=3)
+
+
+def display_keypoints(image, boxes, keypoints, class_ids, class_names, skeleton=None,
+                      scores=None, title="", figsize=(12, 12), ax=None, min_score=None,
+                      save_path=None):
+    """The image with each instance's box, keypoints and skeleton (no masks).
+
+    boxes: [N, (y1, x1, y2, x2)] pixels; keypoints: [N, K, (x, y, v or score)] pixels;
+    skeleton: pairs of keypoint indices (Config.KEYPOINT_SKELETON). Returns the Figure.
+    """
+    fig = display_instances(image, boxes, None, class_ids, class_names, scores=scores,
+                            title=title, figsize=figsize, ax=ax, show_mask=False)
+    draw_keypoints(ax if ax is not None else fig.axes[0], keypoints, skeleton,
+                   min_score=min_score)
     return _finish(fig, save_path)
 
 

@@ -100,3 +100,26 @@ def test_display_weight_stats_flags_dead_weights(tmp_path, tiny_config):
     rows = visualize.display_weight_stats(model)
     assert rows[0][0] == "WEIGHT NAME" and len(rows) > 300
     assert any("dead?" in r[0] and "gamma" in r[0] for r in rows[1:])  # BN gamma all ones
+
+
+def test_display_keypoints_draws_visible_points_and_skeleton(tmp_path):
+    from mrcnn import visualize
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    boxes = np.array([[5, 5, 50, 40], [10, 45, 55, 75]])
+    kps = np.array([[[10, 10, 2], [20, 20, 1], [30, 30, 0]],
+                    [[50, 15, 2], [60, 25, 2], [70, 35, 2]]], np.float64)
+    fig = visualize.display_keypoints(image, boxes, kps, [1, 1], ["BG", "figure"],
+                                      skeleton=[(0, 1), (1, 2)],
+                                      save_path=str(tmp_path / "kp.png"))
+    ax = fig.axes[0]
+    # 5 labelled points (v = 0 is not drawn); lines: (0,1) for the first, both for the second.
+    assert len(ax.collections) == 5
+    assert len(ax.lines) == 3
+    assert (tmp_path / "kp.png").stat().st_size > 0
+    # Predictions (scores, not visibilities) below min_score are left out.
+    pred = kps.copy()
+    pred[..., 2] = [[0.9, 0.2, 0.8], [0.05, 0.7, 0.6]]
+    fig = visualize.display_keypoints(image, boxes, pred, [1, 1], ["BG", "figure"],
+                                      skeleton=[(0, 1), (1, 2)], min_score=0.5)
+    assert len(fig.axes[0].collections) == 4 and len(fig.axes[0].lines) == 1

@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 __all__ = ["COCO_PERSON_SIGMAS", "oks_sigmas", "build_keypoint_gt", "keypoint_results",
-           "keypoint_metrics"]
+           "keypoint_metrics", "evaluate_keypoints"]
 
 # COCO's 17 person keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
 # ankles): the sigmas of pycocotools' COCOeval.
@@ -102,3 +102,29 @@ def keypoint_metrics(coco_gt, results, sigmas, image_ids=None, verbose=0):
     if verbose:
         print(out.getvalue())
     return {n: float(v) for n, v in zip(names, ev.stats)}
+
+
+def evaluate_keypoints(model, dataset, image_ids=None, limit=0, verbose=1):
+    """OKS AP of an inference MaskRCNN with a keypoint head on a prepared Dataset that has
+    load_keypoints(image_id). Categories are the dataset's internal class ids. Returns
+    keypoint_metrics' dict plus "images"."""
+    import keras
+
+    sigmas = oks_sigmas(model.config)
+    image_ids = list(dataset.image_ids if image_ids is None else image_ids)
+    if limit:
+        image_ids = image_ids[:limit]
+    gts, results = [], []
+    bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
+    for n, image_id in enumerate(image_ids):
+        masks, class_ids = dataset.load_mask(image_id)
+        gts.append({"masks": np.asarray(masks, bool), "class_ids": np.asarray(class_ids),
+                    "keypoints": np.asarray(dataset.load_keypoints(image_id))})
+        r = model.detect([dataset.load_image(image_id)])[0]
+        results += keypoint_results(image_id, r, int)
+        if bar:
+            bar.update(n + 1)
+    coco = build_keypoint_gt(image_ids, gts, int, model.config.KEYPOINT_NAMES)
+    stats = keypoint_metrics(coco, results, sigmas, image_ids)
+    stats["images"] = len(image_ids)
+    return stats

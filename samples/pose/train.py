@@ -1,0 +1,155 @@
+"""Train the keypoint branch of Mask R-CNN on synthetic stick figures, evaluate OKS AP, and draw
+the predicted skeletons.
+
+    python samples/pose/train.py                  # from random initialisation, on a CPU
+    python samples/pose/train.py --weights last   # continue the newest run in --logs
+    python samples/pose/train.py --epochs 2 --steps-per-epoch 20 --val-images 10  # a quick look
+
+The model is the paper's keypoint head (eight 3x3 convolutions, a deconvolution and a 2x
+upsampling to 56x56 heatmaps, one per keypoint) beside the box and mask heads, on the small
+ResNet-FPN of samples/shapes/train.py. Prints keypoint AP (COCO's OKS AP, pycocotools) and the
+mask and box figures, writes <out>/metrics.json and the skeletons to <out>/skeletons.png; the
+last line printed is the JSON file's path. Options shared by all samples/*/train.py are
+described in mrcnn/cli.py.
+"""
+
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from samples.pose.pose import (  # noqa: E402
+    KEYPOINT_FLIP_MAP,
+    KEYPOINT_NAMES,
+    KEYPOINT_SIGMAS,
+    KEYPOINT_SKELETON,
+    PoseConfig,
+    PoseDataset,
+)
+from samples.shapes.train import mini_backbone, mini_backbone_shapes  # noqa: E402
+
+IMAGE_SIZE = 128
+
+
+class PoseTrainConfig(PoseConfig):
+    """Keypoints on the small ResNet-FPN, sized for a CPU."""
+
+    BACKBONE = staticmethod(mini_backbone)
+    COMPUTE_BACKBONE_SHAPE = staticmethod(mini_backbone_shapes)
+    TOP_DOWN_PYRAMID_SIZE = 128
+    FPN_CLASSIF_FC_LAYERS_SIZE = 512
+    MASK_POOL_SIZE = 7
+    MASK_SHAPE = [14, 14]
+    NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+    KEYPOINT_NAMES = KEYPOINT_NAMES
+    KEYPOINT_FLIP_MAP = KEYPOINT_FLIP_MAP
+    KEYPOINT_SKELETON = KEYPOINT_SKELETON
+    KEYPOINT_OKS_SIGMAS = KEYPOINT_SIGMAS
+    KEYPOINT_HEAD_CONV_CHANNELS = 128   # the paper's 512 is for COCO on GPUs
+    IMAGES_PER_GPU = 4
+    TRAIN_BN = True
+    LEARNING_RATE = 0.01
+    STEPS_PER_EPOCH = 200
+    VALIDATION_STEPS = 5
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 64
+    POST_NMS_ROIS_TRAINING = 300
+    POST_NMS_ROIS_INFERENCE = 200
+    PRE_NMS_LIMIT = 2000
+    MAX_GT_INSTANCES = 6
+    DETECTION_MAX_INSTANCES = 10
+
+
+class PoseInferenceConfig(PoseTrainConfig):
+    GPU_COUNT = 1
+    IMAGES_PER_GPU = 1
+    DETECTION_MIN_CONFIDENCE = 0.05
+
+
+def parse_args(argv=None):
+    from mrcnn import cli
+
+    p = cli.training_parser(__doc__.split("\n\n")[0], "pose", epochs=20, lr_drop_epochs=5,
+                            weights="none", coco_format=False,
+                            dataset_help="not used: pose generates its images")
+    p.add_argument("--train-images", type=int, default=2000)
+    p.add_argument("--val-images", type=int, default=50)
+    p.add_argument("--no-flip", action="store_true",
+                   help="train without horizontal-flip augmentation (which swaps the left "
+                        "and right keypoints by KEYPOINT_FLIP_MAP)")
+    p.set_defaults(curve_every=0)
+    args = p.parse_args(argv)
+    if args.dataset:
+        p.error("--dataset: pose generates its own images; use --train-images/--val-images")
+    return cli.check_args(args, p)
+
+
+def load_datasets(args):
+    """Generated training and validation figures (seeded; --limit caps both counts)."""
+    counts = [args.train_images, args.val_images]
+    if args.limit:
+        counts = [min(c, args.limit) for c in counts]
+    sets = []
+    for count, seed in zip(counts, (args.seed, args.seed + 10_000)):
+        ds = PoseDataset()
+        ds.load_pose(count, IMAGE_SIZE, IMAGE_SIZE, seed=seed)
+        ds.prepare()
+        sets.append(ds)
+    return sets
+
+
+def augmentation(args):
+    if args.no_flip:
+        return None
+    import imgaug.augmenters as iaa
+
+    return iaa.Fliplr(0.5)
+
+
+def save_skeletons_picture(model, dataset, image_ids, path, min_score=0.7):
+    """Predicted boxes, keypoints and skeletons (detections with score >= min_score)."""
+    from matplotlib.figure import Figure
+
+    from mrcnn import visualize
+
+    fig = Figure(figsize=(4 * len(image_ids), 4.4))
+    for k, image_id in enumerate(image_ids):
+        image = dataset.load_image(image_id)
+        r = model.detect([image])[0]
+        keep = r["scores"] >= min_score
+        ax = fig.add_subplot(1, len(image_ids), k + 1)
+        visualize.display_keypoints(image, r["rois"][keep], r["keypoints"][keep],
+                                    r["class_ids"][keep], dataset.class_names,
+                                    skeleton=KEYPOINT_SKELETON, scores=r["scores"][keep],
+                                    ax=ax, title=f"val image {image_id}")
+    fig.savefig(path, bbox_inches="tight")
+
+
+def after_evaluation(model, val_set, out_dir, args):
+    """Keypoint AP (OKS, pycocotools) on the validation images and the skeletons picture."""
+    from mrcnn.keypoint_evaluation import evaluate_keypoints
+
+    stats = evaluate_keypoints(model, val_set)
+    picture = os.path.join(out_dir, "skeletons.png")
+    save_skeletons_picture(model, val_set, list(val_set.image_ids[:4]), picture)
+    print(f"keypoint AP (OKS, {len(val_set.image_ids)} images): {stats['AP']:.4f}  "
+          f"AP50 {stats['AP50']:.4f}  AP75 {stats['AP75']:.4f}")
+    return {"keypoint_AP": stats["AP"], "keypoint_AP50": stats["AP50"],
+            "keypoint_AP75": stats["AP75"], "coco_keypoints": stats, "picture": picture}
+
+
+def main(argv=None):
+    from mrcnn import cli
+
+    args = parse_args(argv)
+    task = cli.TrainingTask("pose", PoseTrainConfig, PoseInferenceConfig, load_datasets,
+                            augmentation=augmentation, after_evaluation=after_evaluation)
+    return cli.run_training(task, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,17 @@ goes; a rerun skips the images already there (a line cut off by a kill is ignore
 The final <output> (written atomically) is {"images": [{"id", "file_name", "height",
 "width"}], "annotations": [COCO results with RLE masks]}, image ids following the sorted file
 order, so an interrupted and resumed run writes the same file as an uninterrupted one.
+
+Sharded over several processes or machines (the same sorted input list on each):
+
+    python -m mrcnn.batch_inference ... --output results.json --num-shards 3 --shard-index 0
+    ...                                                        (shard indices 1 and 2 elsewhere)
+    python -m mrcnn.batch_inference --merge --output results.json --num-shards 3
+
+Shard I of N takes the contiguous block [I * n // N, (I + 1) * n // N) of the n sorted inputs
+and writes results-shard-I-of-N.json beside --output (resumable like an unsharded run), its
+image ids being positions in the whole list. --merge checks that the N shard files cover every
+image once and writes the JSON an unsharded run writes (same order, same content).
 """
 
 import argparse
@@ -16,7 +27,8 @@ import importlib
 import json
 import os
 
-__all__ = ["list_images", "run_batch_inference", "main"]
+__all__ = ["list_images", "shard_range", "shard_output", "run_batch_inference",
+           "merge_shards", "main"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -31,6 +43,23 @@ def list_images(source):
                       if f.lower().endswith(IMAGE_EXTENSIONS))
     with open(source) as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def shard_range(count, num_shards, shard_index):
+    """[start, stop) of shard `shard_index` of `num_shards` over `count` inputs: contiguous,
+    sizes differing by at most one, in order."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index must be in [0, --num-shards={num_shards}), "
+                         f"got {shard_index}")
+    return shard_index * count // num_shards, (shard_index + 1) * count // num_shards
+
+
+def shard_output(output, num_shards, shard_index):
+    """Output path of one shard: results.json -> results-shard-1-of-3.json."""
+    if num_shards == 1:
+        return output
+    stem, ext = os.path.splitext(output)
+    return f"{stem}-shard-{shard_index}-of-{num_shards}{ext or '.json'}"
 
 
 def _read_partial(path):
@@ -59,19 +88,25 @@ def _dataset(paths):
         load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(4)
 
 
-def run_batch_inference(model, paths, output, category_ids=None, stop_after=None, verbose=1):
+def run_batch_inference(model, paths, output, category_ids=None, stop_after=None, verbose=1,
+                        num_shards=1, shard_index=0):
     """Detects objects in every image and writes COCO results to `output` (see module doc).
 
     model: an inference MaskRCNN. category_ids: maps the model's class ids to result
     category ids (default: the class id). stop_after: process at most this many new images,
-    then return without writing `output` (used to test resuming). Returns the output path, or
-    None when stopped early.
+    then return without writing `output` (used to test resuming). num_shards, shard_index:
+    process only that shard's block of the sorted inputs and write shard_output(output, ...)
+    (merge them with merge_shards). Returns the output path, or None when stopped early.
     """
     import keras
 
     from mrcnn.evaluation import detections_to_coco
 
     paths = list_images(paths)
+    total = len(paths)
+    first, stop = shard_range(total, num_shards, shard_index)
+    paths = paths[first:stop]
+    output = shard_output(output, num_shards, shard_index)
     partial = output + ".partial.jsonl"
     done = _read_partial(partial)
     if os.path.isfile(partial):
@@ -107,17 +142,55 @@ def run_batch_inference(model, paths, output, category_ids=None, stop_after=None
                     bar.update(processed)
     done = _read_partial(partial)
     images, annotations = [], []
-    for image_id, path in enumerate(paths):
+    for image_id, path in enumerate(paths, start=first):
         record = done[path]
         images.append({"id": image_id, "file_name": path, "height": record["height"],
                        "width": record["width"]})
         for result in record["results"]:
             annotations.append(dict(result, image_id=image_id))
+    results = {"images": images, "annotations": annotations}
+    if num_shards > 1:
+        results["shard"] = {"index": shard_index, "num_shards": num_shards,
+                            "num_images": total}
+    _write_json(results, output)
+    if os.path.isfile(partial):
+        os.remove(partial)
+    return output
+
+
+def _write_json(data, output):
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tmp = output + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"images": images, "annotations": annotations}, f)
+        json.dump(data, f)
     os.replace(tmp, output)
-    os.remove(partial)
+
+
+def merge_shards(output, num_shards):
+    """Joins the shard files of `output` (shard_output names) into `output`: the JSON an
+    unsharded run writes. Raises FileNotFoundError naming a missing shard file and ValueError
+    when the shards do not fit together (different shard counts or input lists, gaps)."""
+    images, annotations, total = [], [], None
+    for index in range(num_shards):
+        path = shard_output(output, num_shards, index)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"shard {index} of {num_shards} is missing: {path} (run "
+                                    f"with --num-shards {num_shards} --shard-index {index})")
+        with open(path) as f:
+            shard = json.load(f)
+        meta = shard.get("shard") or {}
+        if (meta.get("index"), meta.get("num_shards")) != (index, num_shards):
+            raise ValueError(f"{path} is not shard {index} of {num_shards} (it says {meta})")
+        total = meta["num_images"] if total is None else total
+        if meta["num_images"] != total:
+            raise ValueError(f"{path} was run over {meta['num_images']} inputs, shard 0 over "
+                             f"{total}: the shards saw different input lists")
+        first, stop = shard_range(total, num_shards, index)
+        if [im["id"] for im in shard["images"]] != list(range(first, stop)):
+            raise ValueError(f"{path} does not hold images {first}..{stop - 1}")
+        images += shard["images"]
+        annotations += shard["annotations"]
+    _write_json({"images": images, "annotations": annotations}, output)
     return output
 
 
@@ -128,18 +201,35 @@ def _load_config(spec):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Resumable batch inference to COCO results JSON.")
-    p.add_argument("--config", required=True, help="module:ConfigClass (an inference config)")
-    p.add_argument("--weights", required=True)
-    p.add_argument("--input", required=True, help="a directory of images or a file of paths")
+    p.add_argument("--config", help="module:ConfigClass (an inference config)")
+    p.add_argument("--weights")
+    p.add_argument("--input", help="a directory of images or a file of paths")
     p.add_argument("--output", required=True)
     p.add_argument("--logs", default="logs")
+    p.add_argument("--num-shards", type=int, default=1,
+                   help="split the sorted inputs into this many contiguous shards")
+    p.add_argument("--shard-index", type=int, default=0, help="the shard to process (0-based)")
+    p.add_argument("--merge", action="store_true",
+                   help="join the --num-shards shard outputs of --output into --output")
     args = p.parse_args(argv)
+    if args.num_shards < 1:
+        p.error("--num-shards must be >= 1")
+    if args.merge:
+        out = merge_shards(args.output, args.num_shards)
+        print(out)
+        return out
+    missing = [f"--{k}" for k in ("config", "weights", "input") if not getattr(args, k)]
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
+    if not 0 <= args.shard_index < args.num_shards:
+        p.error(f"--shard-index must be in [0, {args.num_shards})")
     from mrcnn import model as modellib
 
     config = _load_config(args.config)
     model = modellib.MaskRCNN("inference", config, args.logs)
     model.load_weights(args.weights, by_name=True)
-    out = run_batch_inference(model, args.input, args.output)
+    out = run_batch_inference(model, args.input, args.output, num_shards=args.num_shards,
+                              shard_index=args.shard_index)
     print(out)
     return out
 

@@ -17,7 +17,7 @@ from mrcnn.ops.masks import extract_bboxes, minimize_mask, resize_mask
 from mrcnn.targets import build_detection_targets, build_rpn_targets, generate_random_rois
 
 __all__ = ["load_image_gt", "DataGenerator", "data_generator", "MASK_AUGMENTERS",
-           "batch_anchors"]
+           "batch_anchors", "split_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,18 @@ def batch_anchors(config, image_shape):
             config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes, config.BACKBONE_STRIDES,
             config.RPN_ANCHOR_STRIDE, layout=layout, image_shape=image_shape[:2])
     return _ANCHOR_CACHE[key]
+
+
+def split_batch(batch, index, count):
+    """Part `index` of `count` equal parts of a batch dict: the images
+    [index * B / count, (index + 1) * B / count) of every array. Under a multi-worker strategy
+    every worker computes the whole global batch and each replica keeps its part, so the parts
+    together are exactly the batch one process trains on, each image once."""
+    size = len(next(iter(batch.values())))
+    if size % count or not 0 <= index < count:
+        raise ValueError(f"cannot take part {index} of {count} of a batch of {size} images")
+    size //= count
+    return {k: v[index * size:(index + 1) * size] for k, v in batch.items()}
 
 
 class DataGenerator(keras.utils.PyDataset):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import builder, inference, training
+from mrcnn import builder, distributed, inference, training
 from mrcnn import weights as weights_io
 from mrcnn.backbone import build_backbone, fpn_graph
 from mrcnn.backbone.resnet import conv_block, identity_block, resnet_graph
@@ -246,23 +246,38 @@ class MaskRCNN:
                                 seed=None if seed is None else seed + 1, workers=workers,
                                 use_multiprocessing=use_multiprocessing)
         train_gen.epoch = self.epoch
-        os.makedirs(self.log_dir, exist_ok=True)
-        callbacks = [
-            keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0,
-                                        write_graph=False),
-            training.CheckpointCallback(self.keras_model, self.checkpoint_path),
-        ] + list(custom_callbacks or [])
+        train_data, val_data = train_gen, val_gen
+        if distributed.num_workers(self.strategy) > 1:
+            # Each replica gets its slice of global batch k (see mrcnn.distributed).
+            train_data = distributed.distribute_batches(self.strategy, train_gen,
+                                                        train_gen.epoch * train_gen.steps)
+            val_data = distributed.distribute_batches(self.strategy, val_gen, 0)
         if verbose:
             print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
             print(f"Checkpoint Path: {self.checkpoint_path}")
         self.set_trainable(layers, verbose=verbose > 1)
         trainer = self.compile(learning_rate, config.LEARNING_MOMENTUM)
         history = None
-        if epochs > self.epoch:
-            history = trainer.fit(train_gen, initial_epoch=self.epoch, epochs=epochs,
-                                  steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
-                                  validation_data=val_gen,
-                                  validation_steps=config.VALIDATION_STEPS, verbose=verbose)
+        # Only the chief writes; other workers write into a temporary directory, then drop it.
+        with distributed.worker_dir(self.log_dir, distributed.is_chief(self.strategy)) as log_dir:
+            callbacks = [
+                keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0,
+                                            write_graph=False),
+                training.CheckpointCallback(self.keras_model, os.path.join(
+                    log_dir, os.path.basename(self.checkpoint_path))),
+                # Keras calls PyDataset.on_epoch_end once before the first epoch (fit's
+                # reset()): set the epoch explicitly so epoch e trains on batches e * steps + i.
+                keras.callbacks.LambdaCallback(
+                    on_epoch_begin=lambda epoch, logs=None: setattr(train_gen, "epoch", epoch)),
+            ] + list(custom_callbacks or [])
+            if epochs > self.epoch:
+                # shuffle=False: the generator shuffles images by seed; Keras' shuffle would
+                # permute batch order with Python's global `random`.
+                history = trainer.fit(train_data, initial_epoch=self.epoch, epochs=epochs,
+                                      steps_per_epoch=config.STEPS_PER_EPOCH, shuffle=False,
+                                      callbacks=callbacks, validation_data=val_data,
+                                      validation_steps=config.VALIDATION_STEPS,
+                                      verbose=verbose)
         self.epoch = max(self.epoch, epochs)
         return history
 

@@ -139,6 +139,13 @@ class TrainingModel(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the net is built, the optimizer is built in compile() and there
+        are no compiled losses or metrics. Keras' version pulls a batch and calls
+        strategy.reduce("MEAN", batch) on the whole nested batch, which
+        MultiWorkerMirroredStrategy rejects ("Attempt to convert a value ({'input_image':
+        PerReplica...}) ... to a Tensor", issue 22)."""
+
     def _total_loss(self, inputs, training):
         """This replica's share of the global-batch loss (see losses._masked_mean), and the
         per-loss values."""
@@ -159,7 +166,15 @@ class TrainingModel(keras.Model):
         self.trackers["loss"].update_state(total)
         for k, v in parts.items():
             self.trackers[k].update_state(v)
-        return {k: t.result() for k, t in self.trackers.items()}
+        logs = {k: t.result() for k, t in self.trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                strategy.extended._in_multi_worker_mode():
+            # Keras reduces step outputs over several workers with strategy.reduce("MEAN", v,
+            # axis=0), which fails on scalars: give it [1] vectors (it returns scalars). Every
+            # replica holds the same global values here, so their mean is that value.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def compute_gradients(self, inputs, scaled=False):
         """(total loss share, per-loss shares, gradients) of one step, without applying them.
@@ -178,9 +193,30 @@ class TrainingModel(keras.Model):
             grads = [None if g is None else g / tf.cast(scale, g.dtype) for g in grads]
         return total, parts, grads
 
+    def _clip_global_gradients(self, grads):
+        """Under several replicas, Keras' optimizer clips (clipnorm) each replica's share of
+        the gradient before it sums the shares, which is not the clipped global gradient. So
+        sum the shares here, clip the sum as one device would, and give each replica 1/R of
+        it: the optimizer's clipping then leaves it (its norm is <= clipnorm / R) and the
+        optimizer's sum restores it. grads are scaled by a LossScaleOptimizer's scale (if any);
+        clipping sees the unscaled ones."""
+        ctx = tf.distribute.get_replica_context()
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        if ctx is None or ctx.num_replicas_in_sync == 1 or not inner.clipnorm:
+            return grads
+        index = [i for i, g in enumerate(grads) if g is not None]
+        summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in index])
+        scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        share = scale / ctx.num_replicas_in_sync
+        grads = list(grads)
+        for i, g in zip(index, summed):
+            grads[i] = inner._clip_by_norm(g / scale) * tf.cast(share, g.dtype)
+        return grads
+
     def train_step(self, data):
         inputs = data[0] if isinstance(data, tuple) else data
         total, parts, grads = self.compute_gradients(inputs, scaled=True)
+        grads = self._clip_global_gradients(grads)
         # The optimizer sums gradients over replicas (tf.distribute), which is what we want; a
         # LossScaleOptimizer unscales them and skips steps whose gradients are not finite.
         self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))

@@ -14,10 +14,10 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, ROOT)  # before tests/, whose samples/ package would shadow the real one
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,6 +34,7 @@ def main(argv=None):
                    help="worker --die-worker kills itself (SIGKILL) before its step N+1 "
                         "(counted from the start of this run)")
     p.add_argument("--die-worker", type=int, default=1)
+    p.add_argument("--loader-workers", type=int, default=None, help="train(workers=...)")
     args = p.parse_args(argv)
 
     import keras
@@ -65,14 +66,15 @@ def main(argv=None):
     class Record(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             if len(losses) == args.die_at_step and index == args.die_worker:
-                print(f"worker {index} kills itself after {len(losses)} steps", flush=True)
+                print(f"worker {index} kills itself after {len(losses)} steps at "
+                      f"{time.time():.3f}", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
         def on_train_batch_end(self, batch, logs=None):
             losses.append([float(logs[k]) for k in sorted(logs)])
 
     model.train(dataset, dataset, 0.01, epochs=args.epochs, layers="all", seed=0,
-                custom_callbacks=[Record()], verbose=2)
+                custom_callbacks=[Record()], verbose=2, workers=args.loader_workers)
     if args.out:
         out = args.out[:-len(".npz")] + f".worker{index}.npz" if index else args.out
         np.savez(out, losses=np.array(losses),

@@ -1,5 +1,5 @@
 """A MirroredStrategy step over 2 logical CPU devices equals a single-device step on the same
-global batch (loss and every gradient). Runs in a subprocess: logical devices must be
+global batch (loss, every gradient, and the clipped SGD update). Runs in a subprocess: logical devices must be
 configured before TensorFlow starts."""
 
 import os
@@ -62,6 +62,19 @@ SCRIPT = textwrap.dedent("""
         checked += 1
     print("gradients checked", checked)
     assert checked > 100
+
+    # One optimizer step (SGD, momentum, clipnorm per weight): the same update. Keras clips
+    # each replica's share before summing them; TrainingModel clips the summed gradient.
+    clip = config.GRADIENT_CLIP_NORM
+    clipped = sum(float(tf.norm(g)) > clip for g in grads1 if g is not None)
+    assert clipped > 0, "no gradient is clipped: the test would not see clipping errors"
+    tf.function(t1.train_step)(batch)
+    tf.function(lambda x: strategy.run(t2.train_step, args=(x,)))(inputs)
+    for v1, v2 in zip(t1.net.trainable_variables, t2.net.trainable_variables):
+        a, b = np.asarray(v1), np.asarray(v2)
+        scale = max(float(np.abs(a).max()), 1e-3)
+        np.testing.assert_allclose(b / scale, a / scale, atol=1e-5, err_msg=v1.path)
+    print("step checked,", clipped, "gradients clipped")
 """)
 
 
@@ -73,4 +86,4 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
     out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
-    assert "gradients checked" in out.stdout
+    assert "gradients checked" in out.stdout and "step checked" in out.stdout

@@ -302,6 +302,12 @@ def main(argv=None):
     if not command:
         p.error("give the command after --, e.g. -- samples/shapes/train.py --strategy "
                 "multiworker")
+
+    def stop(signum, frame):  # launch()'s cleanup stops the workers
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     return launch(command, workers=args.workers, grace=args.grace)
 
 

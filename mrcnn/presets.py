@@ -3,6 +3,9 @@
 TorchvisionMaskRCNNConfig is torchvision's maskrcnn_resnet50_fpn (v1, the COCO checkpoint
 maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth): load its weights with
 MaskRCNN.load_torchvision_weights. Subclass it to change NUM_CLASSES or training settings.
+TorchvisionKeypointRCNNConfig is torchvision's keypointrcnn_resnet50_fpn (the COCO person
+keypoint checkpoint keypointrcnn_resnet50_fpn_coco-fc266e95.pth): the same backbone, RPN and box
+head, no mask head, and the keypoint head.
 """
 
 import math
@@ -11,7 +14,8 @@ import numpy as np
 
 from mrcnn.config import Config
 
-__all__ = ["TorchvisionMaskRCNNConfig"]
+__all__ = ["TorchvisionMaskRCNNConfig", "TorchvisionKeypointRCNNConfig",
+           "COCO_PERSON_KEYPOINT_NAMES", "COCO_PERSON_FLIP_MAP", "COCO_PERSON_SKELETON"]
 
 
 class TorchvisionMaskRCNNConfig(Config):
@@ -76,3 +80,44 @@ class TorchvisionMaskRCNNConfig(Config):
     IMAGE_RESIZE_MODE = "pad64"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1333
+
+
+# COCO's person keypoints (torchvision/models/_meta.py _COCO_PERSON_KEYPOINT_NAMES, the order of
+# COCO's annotations), the left/right pairs a horizontal flip swaps, and COCO's person skeleton
+# (person_keypoints_*.json "skeleton", 1-based there, 0-based here).
+COCO_PERSON_KEYPOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle")
+COCO_PERSON_FLIP_MAP = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+COCO_PERSON_SKELETON = tuple((a - 1, b - 1) for a, b in (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+    (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7)))
+
+
+class TorchvisionKeypointRCNNConfig(TorchvisionMaskRCNNConfig):
+    """torchvision.models.detection.keypointrcnn_resnet50_fpn (models/detection/keypoint_rcnn.py
+    and roi_heads.py keypointrcnn_inference / heatmaps_to_keypoints).
+
+    Backbone, RPN, box head and detection settings are Faster R-CNN's, as in the Mask R-CNN
+    preset; the label space is (background, person). The keypoint head:
+    MultiScaleRoIAlign(["0", "1", "2", "3"], 14, sampling_ratio=2) (ROI_ALIGN_MODE and
+    ROI_LEVEL_MAPPER as the box head), KeypointRCNNHeads(256, (512,) * 8): eight 3x3 convs
+    with ReLU, KeypointRCNNPredictor: ConvTranspose2d(512, 17, 4, stride=2, padding=1) and a
+    2x bilinear upsampling (align_corners=False) to 56 x 56. mrcnn's keypoint head computes the
+    same thing (tests/test_presets.py checks the deconvolution and the upsampling against
+    torch's definitions), so no switch is needed. torchvision trains with a short side drawn
+    from (640, ..., 800); inference uses 800 (IMAGE_MIN_DIM).
+    """
+
+    NAME = "torchvision_coco_keypoints"
+    NUM_CLASSES = 2
+    USE_MASK_HEAD = False
+    NUM_KEYPOINTS = 17
+    KEYPOINT_NAMES = COCO_PERSON_KEYPOINT_NAMES
+    KEYPOINT_FLIP_MAP = COCO_PERSON_FLIP_MAP
+    KEYPOINT_SKELETON = COCO_PERSON_SKELETON
+    KEYPOINT_POOL_SIZE = 14
+    KEYPOINT_MASK_SHAPE = [56, 56]
+    KEYPOINT_HEAD_CONV_CHANNELS = 512
+    KEYPOINT_HEAD_CONVS = 8

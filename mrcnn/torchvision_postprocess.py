@@ -6,15 +6,20 @@ short side is IMAGE_MIN_DIM unless the long side would exceed IMAGE_MAX_DIM, bil
 anti-aliasing, zero-pad to a multiple of 32 after normalization), and unmold_detections_torchvision
 reproduces transform.postprocess (boxes scaled back per axis, masks pasted with
 paste_masks_in_image: the 28x28 mask padded by one pixel, its box expanded to match, resized
-bilinearly into the integer box and thresholded).
+bilinearly into the integer box and thresholded). For Keypoint R-CNN, keypoints_torchvision
+reproduces keypointrcnn_inference and resize_keypoints: heatmaps decoded on the boxes in the
+resized image's pixels, then scaled to the original image per axis.
 """
 
 import numpy as np
 
+from mrcnn.builder import inference_output_names
 from mrcnn.ops.image_meta import compose_image_meta
+from mrcnn.ops.keypoints import heatmaps_to_keypoints
 
 __all__ = ["resize_bilinear", "torchvision_resized_shape", "mold_inputs_torchvision",
-           "paste_masks_torchvision", "unmold_detections_torchvision", "detect_torchvision"]
+           "paste_masks_torchvision", "unmold_detections_torchvision", "keypoints_torchvision",
+           "detect_torchvision"]
 
 
 def _axis_weights(n_in, n_out):
@@ -131,6 +136,31 @@ def unmold_detections_torchvision(detections, mrcnn_mask, original_image_shape, 
     return boxes.astype(np.float32), class_ids, det[:, 5].astype(np.float32), pasted > 0.5
 
 
+def keypoints_torchvision(detections, keypoint_maps, original_image_shape, image_shape, window):
+    """One image's keypoints, as torchvision's keypointrcnn_inference + transform.postprocess.
+
+    detections: [N, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded; keypoint_maps:
+    [N, S, S, K] heatmap logits; original_image_shape: [H, W, C]; image_shape: molded [h, w, C];
+    window: (y1, x1, y2, x2) pixels of the resized image in the molded one.
+    torchvision's heatmaps_to_keypoints runs on the boxes in the resized image's pixels (torch's
+    bicubic resize there agrees with cv2's INTER_CUBIC used by ops.keypoints.
+    heatmaps_to_keypoints to ~1e-4 of the logits; same ceil(box size), arg-max and pixel-centre
+    placement), then resize_keypoints scales x and y by original / resized size.
+    Returns [N_valid, K, (x, y, score)] float32 original pixels; score is torchvision's
+    keypoints_scores (the resized logit at the arg-max; torchvision's own third column is 1).
+    """
+    valid = detections[:, 5] > 0
+    h, w = image_shape[:2]
+    boxes = detections[valid, :4] * np.array([h - 1, w - 1, h - 1, w - 1]) + np.array(
+        [0, 0, 1, 1])
+    wy1, wx1, wy2, wx2 = window
+    boxes = boxes - np.array([wy1, wx1, wy1, wx1])
+    keypoints = heatmaps_to_keypoints(keypoint_maps[np.nonzero(valid)[0]], boxes)
+    keypoints[..., 0] *= np.float32(original_image_shape[1] / (wx2 - wx1))
+    keypoints[..., 1] *= np.float32(original_image_shape[0] / (wy2 - wy1))
+    return keypoints
+
+
 def detect_torchvision(keras_model, config, images):
     """Runs an inference model built from a torchvision preset config the way torchvision
     runs maskrcnn_resnet50_fpn: mold_inputs_torchvision, the network,
@@ -139,7 +169,9 @@ def detect_torchvision(keras_model, config, images):
     keras_model: MaskRCNN(...).keras_model in inference mode; images: uint8 RGB [h, w, 3].
     Returns one dict per image with matterport's keys: rois [N, (y1, x1, y2, x2)] float32
     original-image pixels (unrounded, as torchvision's boxes), class_ids [N], scores [N],
-    masks [H, W, N] bool.
+    masks [H, W, N] bool (all False for a model without the mask head); with a keypoint head
+    (NUM_KEYPOINTS > 0, e.g. TorchvisionKeypointRCNNConfig) also keypoints [N, K, (x, y,
+    score)] float32 original pixels (keypoints_torchvision).
     """
     if config.RPN_ANCHOR_LAYOUT != "torchvision":
         raise ValueError("detect_torchvision needs RPN_ANCHOR_LAYOUT = 'torchvision' (anchors "
@@ -148,10 +180,15 @@ def detect_torchvision(keras_model, config, images):
     anchors = np.zeros((len(images), 1, 4), np.float32)  # unused by the torchvision layout
     outputs = keras_model.predict([molded, metas, anchors], verbose=0)
     detections, masks = outputs[0], outputs[3]
+    keypoint_index = inference_output_names(config).index("mrcnn_keypoint") \
+        if config.NUM_KEYPOINTS else None
     results = []
     for i, image in enumerate(images):
         rois, class_ids, scores, full = unmold_detections_torchvision(
             detections[i], masks[i], image.shape, molded.shape[1:], windows[i])
-        results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                        "masks": full})
+        result = {"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full}
+        if config.NUM_KEYPOINTS:
+            result["keypoints"] = keypoints_torchvision(detections[i], outputs[keypoint_index][i],
+                                                        image.shape, molded.shape[1:], windows[i])
+        results.append(result)
     return results

@@ -1,8 +1,9 @@
-"""Loading torchvision's maskrcnn_resnet50_fpn state_dict into mrcnn's Keras model.
+"""Loading torchvision's maskrcnn_resnet50_fpn / keypointrcnn_resnet50_fpn state_dicts into
+mrcnn's Keras model.
 
 The Keras model must be built with a config that reproduces torchvision's architecture
-(mrcnn.presets.TorchvisionMaskRCNNConfig, or a subclass with another NUM_CLASSES). Each
-torchvision tensor is mapped to one Keras weight:
+(mrcnn.presets.TorchvisionMaskRCNNConfig or TorchvisionKeypointRCNNConfig, or a subclass with
+another NUM_CLASSES). Each torchvision tensor is mapped to one Keras weight:
 
 - convolutions: OIHW -> HWIO; transposed convolutions: (in, out, kh, kw) -> (kh, kw, out, in);
 - torchvision's bias-free ResNet convolutions load a zero bias into matterport's biased ones;
@@ -13,7 +14,10 @@ torchvision tensor is mapped to one Keras weight:
 - box deltas (dx, dy, dw, dh) -> (dy, dx, dh, dw), for the RPN and the per-class box head;
 - the box head's fc6 reads the pooled features flattened as (channel, y, x); mrcnn's
   mrcnn_class_conv1 is a 7x7 convolution over them, i.e. an FC layer on the (y, x, channel)
-  flattening: its kernel is fc6's weight reshaped to (1024, C, 7, 7) and moved to (7, 7, C, 1024).
+  flattening: its kernel is fc6's weight reshaped to (1024, C, 7, 7) and moved to (7, 7, C, 1024);
+- Keypoint R-CNN: keypoint_head.{0, 2, ..., 14} (convs between ReLUs) -> mrcnn_keypoint_conv1..8,
+  keypoint_predictor.kps_score_lowres (a transposed conv) -> mrcnn_keypoint_deconv; a model
+  without the mask head (USE_MASK_HEAD False) takes no mask tensors.
 
 The checkpoint's legacy key names (torchvision before 0.13: `rpn.head.conv.weight`,
 `backbone.fpn.inner_blocks.0.weight`, `roi_heads.mask_head.mask_fcn1.weight`) are accepted too.
@@ -24,7 +28,8 @@ import re
 import numpy as np
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
-           "torchvision_key_map", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS"]
+           "torchvision_key_map", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS",
+           "KEYPOINT_SPECIFIC_LAYERS"]
 
 # torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
 # hash part (bf2d0c1e) is the first 8 hex digits of the file's SHA-256, checked by torch.hub.
@@ -34,6 +39,13 @@ TORCHVISION_CHECKPOINTS = {
         "sha256_prefix": "bf2d0c1e",
         "box_map": 37.9,
         "mask_map": 34.6,
+    },
+    # keypoint_rcnn.py, KeypointRCNN_ResNet50_FPN_Weights.COCO_V1 (the default).
+    "keypointrcnn_resnet50_fpn_coco": {
+        "url": "https://download.pytorch.org/models/keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
+        "sha256_prefix": "fc266e95",
+        "box_map": 54.6,
+        "kp_map": 65.0,
     },
 }
 
@@ -114,11 +126,13 @@ def _bn_keys(prefix):
             f"{prefix}.running_var"]
 
 
-def torchvision_key_map(architecture="resnet50", batch_norm_heads=False):
+def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_head=True,
+                        keypoint_convs=0):
     """[(keras layer name, [torchvision keys], transform)] for every weighted layer.
 
     transform(*arrays) returns the Keras layer's weight list. The RPN layers are named as inside
-    the nested rpn_model ("rpn_model/rpn_conv_shared").
+    the nested rpn_model ("rpn_model/rpn_conv_shared"). mask_head: include the mask head's
+    layers; keypoint_convs: the keypoint head's number of 3x3 convs (0: no keypoint head).
     """
     if batch_norm_heads:
         raise TorchvisionWeightsError("torchvision's Mask R-CNN heads have no BatchNorm: build "
@@ -175,12 +189,21 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False):
     entries.append(("mrcnn_bbox_fc", ["roi_heads.box_predictor.bbox_pred.weight",
                                       "roi_heads.box_predictor.bbox_pred.bias"],
                     lambda w, b: [_yx(w.T), _yx(b)]))
-    for i in range(4):
-        conv(f"mrcnn_mask_conv{i + 1}", f"roi_heads.mask_head.{i}.0")
-    entries.append(("mrcnn_mask_deconv", ["roi_heads.mask_predictor.conv5_mask.weight",
-                                          "roi_heads.mask_predictor.conv5_mask.bias"],
-                    lambda w, b: [_deconv(w), b]))
-    conv("mrcnn_mask", "roi_heads.mask_predictor.mask_fcn_logits")
+    if mask_head:
+        for i in range(4):
+            conv(f"mrcnn_mask_conv{i + 1}", f"roi_heads.mask_head.{i}.0")
+        entries.append(("mrcnn_mask_deconv", ["roi_heads.mask_predictor.conv5_mask.weight",
+                                              "roi_heads.mask_predictor.conv5_mask.bias"],
+                        lambda w, b: [_deconv(w), b]))
+        conv("mrcnn_mask", "roi_heads.mask_predictor.mask_fcn_logits")
+    if keypoint_convs:
+        # KeypointRCNNHeads is nn.Sequential(conv, ReLU, conv, ReLU, ...).
+        for i in range(keypoint_convs):
+            conv(f"mrcnn_keypoint_conv{i + 1}", f"roi_heads.keypoint_head.{2 * i}")
+        entries.append(("mrcnn_keypoint_deconv",
+                        ["roi_heads.keypoint_predictor.kps_score_lowres.weight",
+                         "roi_heads.keypoint_predictor.kps_score_lowres.bias"],
+                        lambda w, b: [_deconv(w), b]))
     return entries
 
 
@@ -200,26 +223,35 @@ def _architecture(config):
 
 
 CLASS_SPECIFIC_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask")
+# The layer whose shape depends on NUM_KEYPOINTS (to fine-tune on other keypoints).
+KEYPOINT_SPECIFIC_LAYERS = ("mrcnn_keypoint_deconv",)
 
 
 def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=None, verbose=0):
     """Sets keras_model's weights from a torchvision Mask R-CNN state_dict.
 
     keras_model: built by mrcnn.builder from `config` (inference or training); config must
-    reproduce torchvision's architecture (mrcnn.presets.TorchvisionMaskRCNNConfig).
+    reproduce torchvision's architecture (mrcnn.presets.TorchvisionMaskRCNNConfig, or
+    TorchvisionKeypointRCNNConfig for a Keypoint R-CNN state_dict).
     path_or_state_dict: a .pth file or a dict of tensors/arrays.
     exclude: mrcnn layer names left as they are (their torchvision tensors are skipped), e.g.
-    CLASS_SPECIFIC_LAYERS to fine-tune on a dataset with another NUM_CLASSES.
+    CLASS_SPECIFIC_LAYERS to fine-tune on a dataset with another NUM_CLASSES ("mrcnn_mask" is
+    ignored for a model without the mask head), KEYPOINT_SPECIFIC_LAYERS for other keypoints.
     Nothing is assigned unless every key is present with the right shape; otherwise raises
     TorchvisionWeightsError listing missing, unexpected and mismatched keys.
     Returns the number of tensors loaded.
     """
     _check_config(config)
     sd = read_state_dict(path_or_state_dict)
-    entries = torchvision_key_map(_architecture(config), config.HEADS_BATCH_NORM)
+    entries = torchvision_key_map(_architecture(config), config.HEADS_BATCH_NORM,
+                                  mask_head=config.USE_MASK_HEAD,
+                                  keypoint_convs=config.KEYPOINT_HEAD_CONVS
+                                  if config.NUM_KEYPOINTS else 0)
     used = set()
     missing, mismatched, assignments = [], [], []
     exclude = set(exclude or ())
+    if not config.USE_MASK_HEAD:
+        exclude.discard("mrcnn_mask")
     unknown = exclude - {name.split("/")[-1] for name, _, _ in entries}
     if unknown:
         raise TorchvisionWeightsError(f"exclude names layers that torchvision's weights do not "
@@ -278,7 +310,10 @@ def _check_config(config):
               "MASK_POOL_SIZE": 14}
     wrong = [f"{k} = {getattr(config, k)!r} (torchvision: {v!r})" for k, v in needed.items()
              if getattr(config, k) != v]
+    if config.NUM_KEYPOINTS and config.KEYPOINT_POOL_SIZE != 14:
+        wrong.append(f"KEYPOINT_POOL_SIZE = {config.KEYPOINT_POOL_SIZE!r} (torchvision: 14)")
     if wrong:
         raise TorchvisionWeightsError("config does not match torchvision's architecture: "
                                       + "; ".join(wrong)
-                                      + " (use mrcnn.presets.TorchvisionMaskRCNNConfig)")
+                                      + " (use mrcnn.presets.TorchvisionMaskRCNNConfig or "
+                                        "TorchvisionKeypointRCNNConfig)")

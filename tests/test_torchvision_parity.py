@@ -1,4 +1,5 @@
-"""Numerical parity with torchvision's maskrcnn_resnet50_fpn on random weights.
+"""Numerical parity with torchvision's maskrcnn_resnet50_fpn and keypointrcnn_resnet50_fpn on
+random weights.
 
 torchvision builds the reference: a seeded random model (BatchNorm statistics randomised too,
 class and objectness biases raised so that there are detections), its state_dict saved to a
@@ -18,10 +19,11 @@ import pytest
 from mrcnn import builder
 from mrcnn.ops.boxes import compute_overlaps
 from mrcnn.ops.image_meta import compose_image_meta
-from mrcnn.presets import TorchvisionMaskRCNNConfig
+from mrcnn.presets import TorchvisionKeypointRCNNConfig, TorchvisionMaskRCNNConfig
 from mrcnn.torchvision_postprocess import detect_torchvision, mold_inputs_torchvision
 from mrcnn.torchvision_weights import (
     CLASS_SPECIFIC_LAYERS,
+    KEYPOINT_SPECIFIC_LAYERS,
     TorchvisionWeightsError,
     load_torchvision_weights,
     read_state_dict,
@@ -209,3 +211,116 @@ def test_truncated_state_dict_lists_missing_keys(parity):
     assert "missing keys (1): roi_heads.box_head.fc6.weight" in msg
     assert "unexpected keys (1): roi_heads.extra.weight" in msg
     assert "rpn.head.bbox_pred.bias" in msg and "shape mismatches (1)" in msg
+
+
+# --- Keypoint R-CNN: keypointrcnn_resnet50_fpn on random weights ---
+
+@pytest.fixture(scope="module")
+def keypoint_parity(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tvkp")
+    subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(out), "--keypoint"], check=True,
+                   timeout=900)
+    ref = dict(np.load(out / "keypoint_reference.npz"))
+    path = out / "keypointrcnn_random.pth"
+    config = TorchvisionKeypointRCNNConfig()
+    from mrcnn import model as modellib
+
+    mrcnn_model = modellib.MaskRCNN("inference", config, model_dir=str(out / "logs"))
+    assert mrcnn_model.load_torchvision_weights(path, verbose=0) == len(
+        [k for k in read_state_dict(path) if not k.endswith("num_batches_tracked")])
+    model = mrcnn_model.keras_model
+    molded = ref["molded"]
+    h, w = (int(v) for v in ref["image_size"])
+    image = ref["image"]
+    meta = compose_image_meta(0, image.shape, molded.shape[1:], (0, 0, h, w), h / image.shape[0],
+                              np.zeros([config.NUM_CLASSES], np.int32))[None].astype(np.float32)
+    outs = model.predict([molded, meta, np.zeros((1, 1, 4), np.float32)], verbose=0)
+    names = builder.inference_output_names(config)
+    det = outs[names.index("mrcnn_detection")][0]
+    keep = det[:, 5] > 0
+    det = det[keep]
+    hp, wp = molded.shape[1:3]
+    scale = np.array([hp - 1, wp - 1, hp - 1, wp - 1])
+    ours = {
+        "boxes": (det[:, :4] * scale + np.array([0, 0, 1, 1]))[:, [1, 0, 3, 2]],
+        "labels": det[:, 4].astype(int), "scores": det[:, 5],
+        "heatmaps": outs[names.index("mrcnn_keypoint")][0][keep],
+    }
+    return {"ref": ref, "ours": ours, "path": path, "config": config, "model": model}
+
+
+def _match(ref_boxes, ref_labels, boxes, labels):
+    ious = _iou_xyxy(ref_boxes, boxes)
+    same = ref_labels[:, None] == labels[None, :]
+    match = np.argmax(np.where(same, ious, -1), axis=1)
+    return match, ious[np.arange(len(match)), match]
+
+
+def test_keypoint_rcnn_detections_match_one_to_one(keypoint_parity):
+    ref, ours = keypoint_parity["ref"], keypoint_parity["ours"]
+    assert len(ref["boxes"]) >= 10, "the random model should give detections"
+    assert len(ref["boxes"]) == len(ours["boxes"])
+    assert np.ptp(ref["scores"]) > 0.05, "scores should vary (no ties at 1.0)"
+    match, iou = _match(ref["boxes"], ref["labels"], ours["boxes"], ours["labels"])
+    assert len(set(match.tolist())) == len(match), "matching is not one to one"
+    assert np.all(ref["labels"] == ours["labels"][match])
+    assert iou.min() >= 0.99, iou.min()
+    assert np.abs(ref["scores"] - ours["scores"][match]).max() <= 1e-3
+
+
+def test_keypoint_heatmaps(keypoint_parity):
+    """The keypoint head (RoIAlign 14x14, 8 convs, ConvTranspose2d(4, 2, padding 1), bilinear
+    2x upsampling) gives torchvision's 56x56 logits on matched detections."""
+    ref, ours = keypoint_parity["ref"], keypoint_parity["ours"]
+    match, _ = _match(ref["boxes"], ref["labels"], ours["boxes"], ours["labels"])
+    assert ref["heatmaps"].shape == ours["heatmaps"][match].shape == (len(match), 56, 56, 17)
+    scale = np.abs(ref["heatmaps"]).max()
+    diff = np.abs(ref["heatmaps"] - ours["heatmaps"][match]).max() / scale
+    assert diff <= 1e-3, f"max abs diff {diff:.2e} of the logits' scale {scale:.3g}"
+
+
+def test_keypoints_end_to_end_from_the_raw_image(keypoint_parity):
+    """detect_torchvision's keypoints vs torchvision's final output (original pixels) and its
+    keypoints_scores."""
+    ref = keypoint_parity["ref"]
+    (result,) = detect_torchvision(keypoint_parity["model"], keypoint_parity["config"],
+                                   [ref["image"]])
+    ref_boxes = ref["final_boxes"]
+    match, iou = _match(ref_boxes, ref["labels"], result["rois"][:, [1, 0, 3, 2]],
+                        result["class_ids"])
+    assert len(set(match.tolist())) == len(match) == len(result["rois"])
+    assert iou.min() >= 0.99
+    assert result["masks"].shape[-1] == len(match) and not result["masks"].any()
+    ours = result["keypoints"][match]
+    assert ours.shape == ref["final_keypoints"].shape == (len(match), 17, 3)
+    dist = np.abs(ours[..., :2] - ref["final_keypoints"][..., :2]).max()
+    assert dist <= 1.0, f"keypoints up to {dist:.2f} px apart"
+    score_diff = np.abs(ours[..., 2] - ref["keypoints_scores"]).max()
+    assert score_diff <= 1e-2 * np.abs(ref["keypoints_scores"]).max(), score_diff
+
+
+def test_keypoint_state_dict_mismatches_are_listed(keypoint_parity):
+    sd = read_state_dict(keypoint_parity["path"])
+    del sd["roi_heads.keypoint_head.14.weight"]
+    sd["roi_heads.mask_head.0.0.weight"] = np.zeros((256, 256, 3, 3), np.float32)
+    sd["roi_heads.keypoint_predictor.kps_score_lowres.bias"] = np.zeros(5, np.float32)
+    model, config = keypoint_parity["model"], keypoint_parity["config"]
+    before = model.get_layer("mrcnn_keypoint_conv1").get_weights()[0].copy()
+    with pytest.raises(TorchvisionWeightsError) as e:
+        load_torchvision_weights(model, config, sd)
+    msg = str(e.value)
+    assert "missing keys (1): roi_heads.keypoint_head.14.weight" in msg
+    assert "unexpected keys (1): roi_heads.mask_head.0.0.weight" in msg
+    assert "kps_score_lowres.bias -> mrcnn_keypoint_deconv" in msg
+    assert "shape mismatches (1)" in msg
+    np.testing.assert_array_equal(model.get_layer("mrcnn_keypoint_conv1").get_weights()[0],
+                                  before)
+    # The Mask R-CNN state_dict does not fit the keypoint model either.
+    with pytest.raises(TorchvisionWeightsError, match="missing keys .*keypoint_head"):
+        load_torchvision_weights(model, config, {k: v for k, v in sd.items()
+                                                 if "keypoint" not in k})
+    # Fine-tuning on other classes: the class-specific layers (mrcnn_mask is absent here).
+    sd = read_state_dict(keypoint_parity["path"])
+    n = load_torchvision_weights(model, config, sd, exclude=CLASS_SPECIFIC_LAYERS
+                                 + KEYPOINT_SPECIFIC_LAYERS)
+    assert n == len([k for k in sd if not k.endswith("num_batches_tracked")])

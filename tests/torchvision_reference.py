@@ -3,11 +3,13 @@
 torchvision imports triton, which crashes a process that has already loaded TensorFlow, so the
 parity test runs this script (torch and torchvision only) and reads what it writes:
 
-    python tests/torchvision_reference.py OUT_DIR
+    python tests/torchvision_reference.py OUT_DIR [--keypoint]
 
 OUT_DIR/maskrcnn_random.pth: the state_dict of a seeded random maskrcnn_resnet50_fpn (BatchNorm
 statistics randomised, class and objectness weights raised so that there are detections);
 OUT_DIR/reference.npz: the test image, torchvision's preprocessed input and every stage's output.
+With --keypoint: keypointrcnn_resnet50_fpn instead, written to OUT_DIR/keypointrcnn_random.pth
+and OUT_DIR/keypoint_reference.npz (no masks; keypoints, their scores and heatmap logits).
 """
 
 import sys
@@ -18,10 +20,14 @@ import torch
 import torchvision
 
 
-def random_model(seed=0):
+def random_model(seed=0, keypoint=False):
     torch.manual_seed(seed)
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=91)
+    if keypoint:
+        model = torchvision.models.detection.keypointrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None)
+    else:
+        model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, num_classes=91)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -40,6 +46,16 @@ def random_model(seed=0):
         predictor = model.roi_heads.box_predictor
         predictor.cls_score.weight.normal_(0.0, 0.3)
         predictor.bbox_pred.weight.normal_(0.0, 0.01)
+        if keypoint:
+            # Two classes only: person scores spread over (0.05, 1) rather than saturated at 1
+            # (ties would make the NMS order arbitrary), raised a little so that many boxes pass
+            # 0.05; random keypoint-head biases so that the heatmaps are not all alike.
+            predictor.cls_score.weight.mul_(0.2)
+            predictor.cls_score.bias[1] += 0.5
+            for m in model.roi_heads.keypoint_head.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.bias.normal_(0.0, 0.1)
+            model.roi_heads.keypoint_predictor.kps_score_lowres.bias.normal_(0.0, 1.0)
     return model.eval()
 
 
@@ -59,10 +75,11 @@ def nhwc(t):
     return t.permute(0, 2, 3, 1).numpy()
 
 
-def main(out_dir):
+def main(out_dir, keypoint=False):
     out_dir = Path(out_dir)
-    model = random_model()
-    torch.save(model.state_dict(), out_dir / "maskrcnn_random.pth")
+    model = random_model(keypoint=keypoint)
+    prefix = "keypoint" if keypoint else "mask"
+    torch.save(model.state_dict(), out_dir / f"{prefix}rcnn_random.pth")
     image = test_image()
     with torch.no_grad():
         tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
@@ -73,6 +90,10 @@ def main(out_dir):
         dets, _ = model.roi_heads(feats, proposals, images.image_sizes)
         # postprocess rescales the boxes and pastes the masks in place: keep copies.
         net = {k: v.numpy().copy() for k, v in dets[0].items()}
+        if keypoint:
+            heads = model.roi_heads
+            pooled = heads.keypoint_roi_pool(feats, [dets[0]["boxes"]], images.image_sizes)
+            heatmaps = heads.keypoint_predictor(heads.keypoint_head(pooled))
         final = model.transform.postprocess(dets, images.image_sizes, [image.shape[:2]])
     arrays = {f"stage{i}": nhwc(v) for i, v in enumerate(list(body.values())
                                                          + list(feats.values()))}
@@ -81,12 +102,20 @@ def main(out_dir):
         "image_size": np.array(images.image_sizes[0]),
         "proposals": proposals[0].numpy(),
         "boxes": net["boxes"], "labels": net["labels"], "scores": net["scores"],
-        "mask_probs": net["masks"][:, 0],
         "final_boxes": final[0]["boxes"].numpy(),
-        "final_masks": final[0]["masks"][:, 0].numpy() > 0.5,
     })
-    np.savez(out_dir / "reference.npz", **arrays)
+    if keypoint:
+        arrays.update({
+            "keypoints": net["keypoints"], "keypoints_scores": net["keypoints_scores"],
+            "heatmaps": nhwc(heatmaps),
+            "final_keypoints": final[0]["keypoints"].numpy(),
+        })
+        np.savez(out_dir / "keypoint_reference.npz", **arrays)
+    else:
+        arrays.update({"mask_probs": net["masks"][:, 0],
+                       "final_masks": final[0]["masks"][:, 0].numpy() > 0.5})
+        np.savez(out_dir / "reference.npz", **arrays)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], keypoint="--keypoint" in sys.argv[2:])

@@ -9,7 +9,7 @@ from mrcnn.config import Config, ConfigError
 from mrcnn.layers.roi_align import roi_align_torchvision_graph, roi_levels_torchvision_graph
 from mrcnn.ops.anchors import generate_pyramid_anchors, generate_pyramid_anchors_graph
 from mrcnn.ops.image import mold_image, unmold_image
-from mrcnn.presets import TorchvisionMaskRCNNConfig
+from mrcnn.presets import TorchvisionKeypointRCNNConfig, TorchvisionMaskRCNNConfig
 
 
 class _Cfg(Config):
@@ -158,3 +158,115 @@ def test_data_generator_anchors_follow_the_layout():
     m = batch_anchors(_Cfg(), (256, 256, 3))
     np.testing.assert_array_equal(m[0], [-16 / np.sqrt(0.5), -16 * np.sqrt(0.5),
                                          16 / np.sqrt(0.5), 16 * np.sqrt(0.5)])
+
+
+def test_keypoint_preset_is_torchvisions_keypointrcnn():
+    c = TorchvisionKeypointRCNNConfig()
+    assert (c.NUM_CLASSES, c.NUM_KEYPOINTS, c.USE_MASK_HEAD) == (2, 17, False)
+    assert (c.KEYPOINT_POOL_SIZE, list(c.KEYPOINT_MASK_SHAPE)) == (14, [56, 56])
+    assert (c.KEYPOINT_HEAD_CONV_CHANNELS, c.KEYPOINT_HEAD_CONVS) == (512, 8)
+    assert (c.ROI_ALIGN_MODE, c.ROI_ALIGN_SAMPLING_RATIO) == ("torchvision", 2)
+    # Every flip pair is (left_x, right_x); every keypoint but the nose is in one.
+    for a, b in c.KEYPOINT_FLIP_MAP:
+        assert c.KEYPOINT_NAMES[a].replace("left_", "") == c.KEYPOINT_NAMES[b].replace("right_",
+                                                                                       "")
+        assert c.KEYPOINT_NAMES[a].startswith("left_")
+    assert sorted(i for p in c.KEYPOINT_FLIP_MAP for i in p) == list(range(1, 17))
+    # COCO's skeleton: 19 limbs joining all 17 keypoints.
+    assert len(c.KEYPOINT_SKELETON) == 19
+    assert {i for p in c.KEYPOINT_SKELETON for i in p} == set(range(17))
+    # The Mask R-CNN preset keeps its mask head and no keypoints.
+    m = TorchvisionMaskRCNNConfig()
+    assert (m.NUM_KEYPOINTS, m.USE_MASK_HEAD) == (0, True)
+
+
+def _torch_conv_transpose(x, kernel, bias, stride, padding):
+    """torch.nn.ConvTranspose2d by its definition: input pixel i, kernel tap k feed output
+    o = i * stride + k - padding. x: [H, W, C]; kernel: [kh, kw, out, C] (Keras layout)."""
+    h, w, _ = x.shape
+    kh, kw, out_c, _ = kernel.shape
+    oh, ow = (h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw
+    out = np.tile(bias, (oh, ow, 1)).astype(np.float64)
+    for i in range(h):
+        for j in range(w):
+            for a in range(kh):
+                for b in range(kw):
+                    y, z = i * stride + a - padding, j * stride + b - padding
+                    if 0 <= y < oh and 0 <= z < ow:
+                        out[y, z] += kernel[a, b] @ x[i, j]
+    return out
+
+
+def test_keypoint_head_upsampling_is_torchvisions():
+    """mrcnn's keypoint head ends as in build_fpn_keypoint_graph with Conv2DTranspose(K, 4,
+    stride 2, "same") and UpSampling2D(2, bilinear): equal to torchvision's
+    ConvTranspose2d(C, K, 4, stride=2, padding=1) and interpolate(scale_factor=2, "bilinear",
+    align_corners=False), so the preset needs no switch."""
+    import keras
+
+    from mrcnn.torchvision_postprocess import resize_bilinear
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 6, 3)).astype(np.float32)
+    deconv = keras.layers.Conv2DTranspose(4, (4, 4), strides=2, padding="same")
+    deconv.build((1, 5, 6, 3))
+    kernel = rng.normal(size=(4, 4, 4, 3)).astype(np.float32)
+    bias = rng.normal(size=4).astype(np.float32)
+    deconv.set_weights([kernel, bias])
+    got = np.asarray(deconv(x[None]))[0]
+    want = _torch_conv_transpose(x.astype(np.float64), kernel, bias, 2, 1)
+    assert got.shape == want.shape == (10, 12, 4)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    up = np.asarray(keras.layers.UpSampling2D(2, interpolation="bilinear")(got[None]))[0]
+    np.testing.assert_allclose(up, resize_bilinear(got, 20, 24), atol=1e-5)
+
+
+def test_keypoint_key_map_and_config_check():
+    from mrcnn.torchvision_weights import (
+        TorchvisionWeightsError,
+        load_torchvision_weights,
+        torchvision_key_map,
+    )
+
+    entries = torchvision_key_map(mask_head=False, keypoint_convs=8)
+    keys = [k for _, ks, _ in entries for k in ks]
+    assert not [k for k in keys if "mask" in k]
+    assert [k for k in keys if "keypoint_head" in k and k.endswith("weight")] == \
+        [f"roi_heads.keypoint_head.{2 * i}.weight" for i in range(8)]
+    assert ("mrcnn_keypoint_deconv", ["roi_heads.keypoint_predictor.kps_score_lowres.weight",
+                                      "roi_heads.keypoint_predictor.kps_score_lowres.bias"]) \
+        in [(n, ks) for n, ks, _ in entries]
+    # torch (in, out, kh, kw) -> Keras Conv2DTranspose (kh, kw, out, in).
+    transform = dict((n, t) for n, _, t in entries)["mrcnn_keypoint_deconv"]
+    w = np.arange(512 * 17 * 16, dtype=np.float32).reshape(512, 17, 4, 4)
+    kernel, _ = transform(w, np.zeros(17, np.float32))
+    assert kernel.shape == (4, 4, 17, 512) and kernel[1, 2, 3, 4] == w[4, 3, 1, 2]
+    bad = type("Bad", (TorchvisionKeypointRCNNConfig,),
+               {"KEYPOINT_POOL_SIZE": 7, "KEYPOINT_MASK_SHAPE": [28, 28]})()
+    with pytest.raises(TorchvisionWeightsError, match="KEYPOINT_POOL_SIZE = 7"):
+        load_torchvision_weights(None, bad, {})
+
+
+def test_keypoints_torchvision_hand_case():
+    """One detection on a 300x400 molded image holding a 150x200 resize of a 300x400 image:
+    heatmap peaks decoded on the box in resized pixels, then scaled by 2 per axis."""
+    from mrcnn.torchvision_postprocess import keypoints_torchvision
+
+    h, w = 300, 400
+    # Box (y1, x1, y2, x2) = (10, 20, 178, 132) resized pixels: 112 wide (2 pixels per heatmap
+    # cell), 168 high (3 per cell).
+    box = np.array([10, 20, 177, 131]) / np.array([h - 1, w - 1, h - 1, w - 1])
+    detections = np.zeros((3, 6), np.float32)
+    detections[0] = np.concatenate([box, [1, 0.9]])
+    maps = np.zeros((3, 56, 56, 2), np.float32)
+    peaks = [(14, 42), (50, 5)]  # (row, column) of the 56x56 heatmap
+    for k, (row, col) in enumerate(peaks):
+        maps[0, row, col, k] = 50.0
+    kp = keypoints_torchvision(detections, maps, (300, 400, 3), (h, w, 3), (0, 0, 150, 200))
+    assert kp.shape == (1, 2, 3)
+    # Cell c's centre is at box offset (c + 0.5) * pixels per cell; the keypoint lands there
+    # (within half a resized pixel: with 2 pixels per cell the centre is a pixel border).
+    for k, (row, col) in enumerate(peaks):
+        want = [2 * (20 + (col + 0.5) * 2), 2 * (10 + (row + 0.5) * 3)]
+        np.testing.assert_allclose(kp[0, k, :2], want, atol=1.0 + 1e-4)
+        assert kp[0, k, 2] > 10

@@ -96,6 +96,20 @@ def _augment_keypoints(det, keypoints, image_shape, flip_map):
     return out
 
 
+def _check_class_ids(dataset, image_id, class_ids, num_classes):
+    """Every mask's class id must be a class (1..NUM_CLASSES-1) or a crowd marker: the negated
+    id of a class, -(NUM_CLASSES-1)..-1, as CocoDataset writes for iscrowd regions. 0 is the
+    background and never an instance."""
+    bad = class_ids[(class_ids == 0) | (np.abs(class_ids) >= num_classes)]
+    if bad.size:
+        path = dataset.image_info[image_id].get("path")
+        raise ValueError(
+            f"load_mask returned class id {int(bad[0])} for {_describe(dataset, image_id)}"
+            + (f" [{path}]" if path else "") + ": "
+            f"with NUM_CLASSES = {num_classes} a mask's class id must be 1..{num_classes - 1} "
+            f"(or -1..-{num_classes - 1} for a crowd region); 0 is the background")
+
+
 def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
                   use_mini_mask=False, rng=None, return_keypoints=False):
     """Loads an image with its ground truth, resized (and optionally augmented) for training.
@@ -114,6 +128,7 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
     rng = rng if rng is not None else np.random.default_rng()
     image = dataset.load_image(image_id)
     mask, class_ids = _checked_mask(dataset, image_id, image.shape)
+    _check_class_ids(dataset, image_id, class_ids, config.NUM_CLASSES)
     keypoints = None
     if return_keypoints:
         keypoints = _checked_keypoints(dataset, config, image_id, class_ids.shape[0])

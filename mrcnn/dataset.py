@@ -162,11 +162,33 @@ class Dataset:
             image = np.moveaxis(image, 0, -1)  # channels-first TIFF
         return to_rgb_uint8(image, 3, where)
 
+    def load_coco_json(self, annotation_json, image_dir, source="coco_json", class_ids=None):
+        """Adds the categories and images of a COCO JSON file (as exported by CVAT, Label
+        Studio, Roboflow, labelme2coco, ...); load_mask then decodes their polygons and RLE.
+
+        annotation_json: the JSON path; image_dir: the folder its `file_name`s are relative
+        to; source: the source name of these classes and images; class_ids: keep only these
+        category ids. Category ids may be any integers: after prepare() they map to
+        contiguous internal ids in file order (map_source_class_id(f"{source}.{id}")), with
+        their names. Crowd annotations get negative class ids; images without annotations are
+        kept. See mrcnn.coco_format. Returns the number of images added.
+        """
+        from mrcnn.coco_format import load_coco_json
+
+        return load_coco_json(self, annotation_json, image_dir, source=source,
+                              class_ids=class_ids)
+
     def load_mask(self, image_id):
         """Instance masks of an image. Override in subclasses.
 
-        Returns masks: bool [height, width, instances] and class_ids: int32 [instances]. This
-        default has no instances: it warns and returns empty arrays.
+        Returns masks: bool [height, width, instances] and class_ids: int32 [instances].
+        Images added by load_coco_json are decoded from their COCO annotations. For other
+        images this default has no instances: it warns and returns empty arrays.
         """
+        from mrcnn.coco_format import COCO_FORMAT, instance_masks
+
+        info = self.image_info[image_id] if 0 <= image_id < len(self.image_info) else {}
+        if info.get("annotation_format") == COCO_FORMAT:
+            return instance_masks(self, image_id)
         logger.warning("You are using the default load_mask(); define your own load_mask().")
         return np.empty([0, 0, 0], dtype=bool), np.empty([0], np.int32)

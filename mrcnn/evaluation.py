@@ -15,7 +15,8 @@ from mrcnn.ops.boxes import compute_overlaps
 from mrcnn.ops.masks import compute_overlaps_masks, extract_bboxes
 
 __all__ = ["compute_matches", "compute_ap", "compute_ap_range", "compute_recall", "voc_ap",
-           "voc_map", "coco_metrics", "evaluate_dataset", "build_coco_gt", "detections_to_coco"]
+           "voc_map", "coco_metrics", "evaluate_dataset", "build_coco_gt", "detections_to_coco",
+           "build_coco_results"]
 
 
 def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
@@ -226,26 +227,62 @@ def build_coco_gt(dataset, image_ids, gts):
     return coco
 
 
-def detections_to_coco(dataset, image_id, result, category_of=None):
-    """One image's detect() result -> COCO result dicts (bbox [x, y, w, h], RLE masks).
-
-    Categories are the dataset's source category ids, or category_of(class_id) when given.
-    """
+def _results_of_image(image_id, rois, class_ids, scores, masks, category_of):
+    """COCO result dicts of one image's detections (the single implementation)."""
     from pycocotools import mask as mask_utils
 
+    if rois is None:
+        return []
+    rois = np.asarray(rois).reshape(-1, 4)
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or masks.shape[-1] != rois.shape[0] or len(class_ids) != len(rois) \
+            or len(scores) != len(rois):
+        raise ValueError(f"image {image_id}: {len(rois)} rois, {len(class_ids)} class_ids, "
+                         f"{len(scores)} scores and masks of shape {masks.shape}: expected "
+                         "one image's detections (masks [height, width, N])")
+    out = []
+    for i in range(rois.shape[0]):
+        y1, x1, y2, x2 = (round(float(v), 1) for v in rois[i])
+        rle = mask_utils.encode(np.asfortranarray(masks[:, :, i].astype(np.uint8)))
+        rle["counts"] = rle["counts"].decode("ascii")
+        out.append({"image_id": int(image_id), "category_id": int(category_of(class_ids[i])),
+                    "bbox": [x1, y1, round(x2 - x1, 1), round(y2 - y1, 1)],
+                    "score": float(scores[i]), "segmentation": rle})
+    return out
+
+
+def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks):
+    """matterport's contract: ONE image's detections -> COCO result dicts.
+
+    dataset: the prepared Dataset (internal class ids -> its source category ids, i.e.
+    dataset.get_source_class_id(class_id, source) of each class's own source, "coco" for
+    CocoDataset); image_ids: the COCO image ids to file them under, as matterport's loop
+    passes them (`coco_image_ids[i:i + 1]`); rois [N, (y1, x1, y2, x2)] pixels, class_ids [N],
+    scores [N], masks [height, width, N] (uint8 or bool): one detect() result.
+    Returns dicts {image_id, category_id, bbox [x, y, w, h] (rounded to 0.1 px), score,
+    segmentation (compressed RLE, counts as str)}; [] when rois is None or N is 0.
+    """
+    def category_of(class_id):
+        info = dataset.class_info[int(class_id)]
+        return dataset.get_source_class_id(int(class_id), info["source"])
+
+    results = []
+    for image_id in image_ids:
+        results += _results_of_image(image_id, rois, class_ids, scores, masks, category_of)
+    return results
+
+
+def detections_to_coco(dataset, image_id, result, category_of=None):
+    """One image's detect() result dict -> COCO result dicts (as build_coco_results).
+
+    Categories are those of the ground truth build_coco_gt writes for the dataset (source ids
+    for a single-source dataset), or category_of(class_id) when given.
+    """
     if category_of is None:
         def category_of(class_id):
             return _category_id(dataset, class_id)
-    out = []
-    for k in range(len(result["class_ids"])):
-        y1, x1, y2, x2 = (float(v) for v in result["rois"][k])
-        rle = mask_utils.encode(np.asfortranarray(result["masks"][:, :, k].astype(np.uint8)))
-        rle["counts"] = rle["counts"].decode("ascii")
-        out.append({"image_id": int(image_id),
-                    "category_id": int(category_of(result["class_ids"][k])),
-                    "bbox": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
-                    "score": float(result["scores"][k]), "segmentation": rle})
-    return out
+    return _results_of_image(image_id, result["rois"], result["class_ids"], result["scores"],
+                             result["masks"], category_of)
 
 
 COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",

@@ -323,15 +323,18 @@ class MaskRCNN:
         return [o.numpy() for o in outputs]
 
     def detect(self, images, verbose=0):
-        """Runs detection on a list of images (any sizes, any count).
+        """Runs detection on a list of images (any sizes, any count; [] gives []).
 
         Returns one dict per image: rois [N, (y1, x1, y2, x2)] int32 pixels of the original
         image, class_ids [N] int32, scores [N] float32, masks [H, W, N] bool, and with a
         keypoint head (Config.NUM_KEYPOINTS > 0) keypoints [N, K, (x, y, score)] float32
         pixels of the original image.
         """
+        images = list(images)
         if verbose:
             print(f"Processing {len(images)} images")
+        if not images:
+            return []
         molded_images, image_metas, windows = self.mold_inputs(images)
         return self._detect_and_unmold(molded_images, image_metas,
                                        [np.asarray(image).shape for image in images], windows)
@@ -352,8 +355,15 @@ class MaskRCNN:
     def detect_molded(self, molded_images, image_metas, verbose=0):
         """Detection on images already molded (e.g. from load_image_gt + mold_image); the
         window is the whole image. Same output as detect()."""
+        if len(molded_images) == 0:
+            return []
         molded_images = np.asarray(molded_images, dtype=np.float32)
         image_metas = np.asarray(image_metas, dtype=np.float32)
+        if molded_images.ndim != 4 or image_metas.shape != (len(molded_images),
+                                                            self.config.IMAGE_META_SIZE):
+            raise ValueError(f"detect_molded: molded_images must be [batch, height, width, "
+                             f"channels] and image_metas [batch, {self.config.IMAGE_META_SIZE}]"
+                             f", got {molded_images.shape} and {image_metas.shape}")
         shapes = [image.shape for image in molded_images]
         windows = [[0, 0, shape[0], shape[1]] for shape in shapes]
         return self._detect_and_unmold(molded_images, image_metas, shapes, windows)

@@ -19,8 +19,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mrcnn import utils  # noqa: E402
+from mrcnn import coco_format, utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
+from mrcnn.evaluation import build_coco_results  # noqa: E402, F401  (matterport's name)
 
 DEFAULT_DATASET_YEAR = "2014"
 COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
@@ -90,32 +91,12 @@ class CocoDataset(utils.Dataset):
             f"{os.path.join(dataDir, 'annotations')}.")
 
     def load_mask(self, image_id):
-        """Instance masks from polygons, RLE or uncompressed RLE. Crowd regions get negative
-        class ids (so training never uses them as positives); masks smaller than one pixel are
-        skipped. Returns bool [height, width, N] and int32 [N]."""
-        info = self.image_info[image_id]
-        if info["source"] != "coco":
+        """Instance masks from polygons, RLE or uncompressed RLE (mrcnn.coco_format). Crowd
+        regions get negative class ids (so training never uses them as positives); masks
+        smaller than one pixel are skipped. Returns bool [height, width, N] and int32 [N]."""
+        if self.image_info[image_id]["source"] != "coco":
             return super().load_mask(image_id)
-        h, w = info["height"], info["width"]
-        masks, class_ids = [], []
-        for ann in info["annotations"]:
-            class_id = self.map_source_class_id(f"coco.{ann['category_id']}")
-            try:
-                m = self.annToMask(ann, h, w)
-            except Exception as e:
-                raise ValueError(f"annotation {ann.get('id')} of COCO image {info['id']} "
-                                 f"({info['path']}): bad segmentation: {e}") from e
-            if m.max() < 1:
-                continue
-            if ann["iscrowd"]:
-                class_id *= -1
-                if m.shape[0] != h or m.shape[1] != w:
-                    m = np.ones([h, w], dtype=bool)
-            masks.append(m.astype(bool))
-            class_ids.append(class_id)
-        if not masks:
-            return np.zeros((h, w, 0), bool), np.zeros([0], np.int32)
-        return np.stack(masks, axis=2), np.array(class_ids, dtype=np.int32)
+        return coco_format.instance_masks(self, image_id, source="coco")
 
     def image_reference(self, image_id):
         info = self.image_info[image_id]
@@ -125,43 +106,19 @@ class CocoDataset(utils.Dataset):
 
     def annToRLE(self, ann, height, width):
         """An annotation's segmentation (polygons, uncompressed or compressed RLE) as RLE."""
-        from pycocotools import mask as mask_utils
-
-        segm = ann["segmentation"]
-        if isinstance(segm, list):
-            return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-        if isinstance(segm["counts"], list):
-            return mask_utils.frPyObjects(segm, height, width)
-        return segm
+        return coco_format.ann_to_rle(ann, height, width)
 
     def annToMask(self, ann, height, width):
         """An annotation's segmentation as a uint8 [height, width] mask."""
-        from pycocotools import mask as mask_utils
-
-        return mask_utils.decode(self.annToRLE(ann, height, width))
-
-
-def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks):
-    """Detections of several images -> COCO result dicts with COCO category ids.
-
-    image_ids: dataset image ids (the COCO ids are taken from image_info); rois, class_ids,
-    scores, masks: per-image arrays as returned by detect().
-    """
-    from mrcnn.evaluation import detections_to_coco
-
-    results = []
-    for k, image_id in enumerate(image_ids):
-        r = {"rois": rois[k], "class_ids": class_ids[k], "scores": scores[k],
-             "masks": masks[k]}
-        coco_id = dataset.image_info[image_id]["id"]
-        results += detections_to_coco(dataset, coco_id, r)
-    return results
+        return coco_format.ann_to_mask(ann, height, width)
 
 
 def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=None, verbose=1):
-    """Runs detection on the dataset's images and evaluates with COCOeval.
+    """Runs detection on the dataset's images and evaluates with COCOeval, as matterport did:
+    one image at a time, build_coco_results with the image's COCO id, then COCOeval.
 
-    eval_type: "bbox", "segm" or "both". Returns {eval_type: {AP, AP50, ...}}.
+    image_ids: dataset image ids (default: all). eval_type: "bbox", "segm" or "both".
+    Returns {eval_type: {AP, AP50, ...}}.
     """
     import keras
 
@@ -170,18 +127,19 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
     image_ids = list(image_ids if image_ids is not None else dataset.image_ids)
     if limit:
         image_ids = image_ids[:limit]
+    coco_image_ids = [dataset.image_info[i]["id"] for i in image_ids]
     start = time.time()
     results = []
     bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
-    for n, image_id in enumerate(image_ids):
-        r = model.detect([dataset.load_image(image_id)])[0]
-        results += build_coco_results(dataset, [image_id], [r["rois"]], [r["class_ids"]],
-                                      [r["scores"]], [r["masks"].astype(np.uint8)])
+    for i, image_id in enumerate(image_ids):
+        r = model.detect([dataset.load_image(image_id)], verbose=0)[0]
+        results += build_coco_results(dataset, coco_image_ids[i:i + 1], r["rois"],
+                                      r["class_ids"], r["scores"], r["masks"].astype(np.uint8))
         if bar:
-            bar.update(n + 1)
-    coco_ids = [dataset.image_info[i]["id"] for i in image_ids]
+            bar.update(i + 1)
     kinds = ["bbox", "segm"] if eval_type == "both" else [eval_type]
-    out = {kind: coco_metrics(coco, results, kind, coco_ids, verbose=verbose) for kind in kinds}
+    out = {kind: coco_metrics(coco, results, kind, coco_image_ids, verbose=verbose)
+           for kind in kinds}
     if verbose:
         print(f"Prediction and evaluation: {time.time() - start:.1f} s for "
               f"{len(image_ids)} images")

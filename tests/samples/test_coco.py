@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval  # noqa: E402
 from mrcnn import evaluation  # noqa: E402
 from mrcnn.ops.masks import extract_bboxes  # noqa: E402
 from mrcnn.weights import SHARED_DATA_DIR  # noqa: E402
-from samples.coco.coco import CocoDataset, evaluate_coco  # noqa: E402
+from samples.coco.coco import CocoDataset, build_coco_results, evaluate_coco  # noqa: E402
 
 H, W = 40, 50
 
@@ -119,7 +119,7 @@ class GroundTruthModel:
         self.dataset, self.shift, self.scores = dataset, shift, scores
         self.index = {}
 
-    def detect(self, images):
+    def detect(self, images, verbose=0):
         image_id = self.index_of(images[0])
         m, ids = self.dataset.load_mask(image_id)
         keep = ids > 0
@@ -165,6 +165,82 @@ def test_in_memory_ground_truth_matches_direct_cocoeval_on_the_file(coco_dir):
     for k, name in enumerate(["AP", "AP50", "AP75"]):
         assert ours["coco_segm"][name] == pytest.approx(ev.stats[k], abs=1e-9), name
     assert 0 < ours["coco_segm"]["AP"] < 1
+
+
+def _matterport_evaluation_loop(model, dataset, coco, eval_type, limit=0, image_ids=None):
+    """matterport's samples/coco/coco.py evaluate_coco loop, call for call; returns
+    COCOeval.stats."""
+    image_ids = image_ids or dataset.image_ids
+    if limit:
+        image_ids = image_ids[:limit]
+    coco_image_ids = [dataset.image_info[id]["id"] for id in image_ids]
+    results = []
+    for i, image_id in enumerate(image_ids):
+        image = dataset.load_image(image_id)
+        r = model.detect([image], verbose=0)[0]
+        image_results = build_coco_results(dataset, coco_image_ids[i:i + 1], r["rois"],
+                                           r["class_ids"], r["scores"],
+                                           r["masks"].astype(np.uint8))
+        results.extend(image_results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_results = coco.loadRes(results)
+        cocoEval = COCOeval(coco, coco_results, eval_type)
+        cocoEval.params.imgIds = coco_image_ids
+        cocoEval.evaluate()
+        cocoEval.accumulate()
+        cocoEval.summarize()
+    return cocoEval.stats
+
+
+@pytest.mark.parametrize("eval_type", ["bbox", "segm"])
+def test_matterport_evaluation_loop_equals_evaluate_coco(coco_dir, eval_type):
+    path, _, _ = coco_dir
+    ds, coco = _load(path)
+    theirs = _matterport_evaluation_loop(GroundTruthModel(ds, shift=2), ds, coco, eval_type)
+    ours = evaluate_coco(GroundTruthModel(ds, shift=2), ds, coco, eval_type, verbose=0)
+    assert 0 < theirs[0] < 1  # shifted masks: neither perfect nor zero
+    for k, name in enumerate(evaluation.COCO_STAT_NAMES):
+        assert ours[eval_type][name] == pytest.approx(theirs[k], abs=1e-12), name
+
+
+def test_build_coco_results_has_matterports_contract(coco_dir):
+    path, _, _ = coco_dir
+    ds, _ = _load(path)
+    rois = np.array([[5, 6, 15, 21], [20, 10, 35, 30]], np.int32)
+    masks = np.zeros((H, W, 2), np.uint8)
+    masks[5:15, 6:21, 0] = 1
+    masks[20:35, 10:30, 1] = 1
+    class_ids = np.array([2, 1], np.int32)  # internal ids of "dog" (COCO 7) and "cat" (3)
+    scores = np.array([0.9, 0.25], np.float32)
+    coco_ids = [ds.image_info[i]["id"] for i in ds.image_ids]
+    results = build_coco_results(ds, coco_ids[1:2], rois, class_ids, scores, masks)
+    assert [r["image_id"] for r in results] == [2, 2]
+    assert [r["category_id"] for r in results] == [7, 3]
+    assert results[0]["bbox"] == [6.0, 5.0, 15.0, 10.0]  # [x, y, w, h]
+    assert results[1]["score"] == pytest.approx(0.25)
+    for k, r in enumerate(results):
+        np.testing.assert_array_equal(mask_utils.decode(r["segmentation"]), masks[:, :, k])
+    assert build_coco_results(ds, coco_ids[:1], None, None, None, None) == []
+    assert build_coco_results(ds, coco_ids[:1], rois[:0], class_ids[:0], scores[:0],
+                              masks[..., :0]) == []
+    with pytest.raises(ValueError, match="one image's detections"):  # our old per-image lists
+        build_coco_results(ds, coco_ids[:1], [rois], [class_ids], [scores], [masks])
+
+
+@pytest.mark.slow
+def test_matterport_loop_with_a_real_model(coco_dir, tmp_path):
+    from mrcnn import model as modellib
+    from tests.conftest import TinyConfig
+
+    path, _, _ = coco_dir
+    ds, coco = _load(path)
+    config = type("C", (TinyConfig,), {"NUM_CLASSES": 3, "IMAGES_PER_GPU": 1,
+                                       "DETECTION_MIN_CONFIDENCE": 0.0})()
+    model = modellib.MaskRCNN("inference", config, str(tmp_path))
+    theirs = _matterport_evaluation_loop(model, ds, coco, "segm")
+    ours = evaluate_coco(model, ds, coco, "segm", verbose=0)["segm"]
+    for k, name in enumerate(evaluation.COCO_STAT_NAMES):
+        assert ours[name] == pytest.approx(theirs[k], abs=1e-12), name
 
 
 def test_download_and_missing_files_fail_clearly(coco_dir):

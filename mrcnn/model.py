@@ -300,9 +300,11 @@ class MaskRCNN:
         key = tuple(image_shape[:2])
         if key not in self._anchor_cache:
             a = batch_anchors(self.config, image_shape)
-            self.anchors = a
-            self._anchor_cache[key] = norm_boxes(a, image_shape[:2])
-        return self._anchor_cache[key]
+            self._anchor_cache[key] = (a, norm_boxes(a, image_shape[:2]))
+        # The pixel anchors of the shape asked for, also when cached (matterport kept those
+        # of the last shape computed, so another shape in between left stale anchors).
+        self.anchors, normalized = self._anchor_cache[key]
+        return normalized
 
     def _predict(self, molded_images, image_metas):
         if self.mode != "inference":

@@ -131,11 +131,12 @@ def build_detection_targets(rpn_rois, gt_class_ids, gt_boxes, gt_masks, config, 
     rpn_rois: [N, 4] pixels; gt_class_ids: [G]; gt_boxes: [G, 4] pixels; gt_masks: [h, w, G]
     (mini masks when config.USE_MINI_MASK). Same sampling rule as the layer: positives (IoU >=
     ROI_POSITIVE_IOU) capped at int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO), negatives fill
-    the rest. Returns rois [T, 4], class_ids [T], bboxes [T, NUM_CLASSES, 4] (class-specific
-    deltas / BBOX_STD_DEV) and masks [T, mask_h, mask_w, NUM_CLASSES].
+    the rest. Returns rois [T, 4] (rpn_rois' dtype), class_ids [T], bboxes [T, NUM_CLASSES, 4]
+    (class-specific deltas / BBOX_STD_DEV) and masks [T, mask_h, mask_w, NUM_CLASSES].
     """
     rng = rng if rng is not None else np.random.default_rng()
     t = config.TRAIN_ROIS_PER_IMAGE
+    rois_dtype = np.asarray(rpn_rois).dtype  # int32 from generate_random_rois, as matterport
     gt_class_ids = np.asarray(gt_class_ids)
     usable = (gt_class_ids > 0) & (box_area(gt_boxes) > 0)
     crowd = gt_class_ids < 0
@@ -156,7 +157,7 @@ def build_detection_targets(rpn_rois, gt_class_ids, gt_boxes, gt_masks, config, 
     if len(neg_ids) > t - len(pos_ids):
         neg_ids = rng.choice(neg_ids, t - len(pos_ids), replace=False)
     keep = np.concatenate([pos_ids, neg_ids]).astype(np.int64)
-    rois = np.zeros((t, 4), dtype=np.float32)
+    rois = np.zeros((t, 4), dtype=rois_dtype)
     rois[:len(keep)] = rpn_rois[keep]
     class_ids = np.zeros([t], dtype=np.int32)
     class_ids[:len(pos_ids)] = gt_class_ids[iou_arg[pos_ids]]

@@ -1,11 +1,14 @@
 """Drawing detections and masks (matplotlib imported lazily; works under the Agg backend).
 
 Functions return the matplotlib Figure (and draw into `ax` when given); pass save_path to also
-write a PNG. Unlike matterport's, importing this module changes no sys.path and needs no IPython.
+write a PNG. Inside a Jupyter kernel a figure a function made itself is shown at once and the
+function returns None, as matterport's (which called plt.show()) did. Unlike matterport's,
+importing this module changes no sys.path and needs no IPython.
 """
 
 import colorsys
 import random
+import sys
 
 import numpy as np
 
@@ -45,9 +48,29 @@ def _figure(ax, figsize):
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _finish(fig, save_path):
+def _in_notebook():
+    """True inside a Jupyter kernel (never imports IPython itself)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _display(fig):
+    from IPython.display import display
+
+    display(fig)
+
+
+def _finish(fig, save_path, own_figure=False):
+    """Saves the figure when asked. A figure the function made itself (no `ax` given) is
+    shown at once inside a Jupyter kernel, as matterport's plt.show() did (so calls in a loop
+    each show their figure), and None is returned there, so the figure is not shown twice;
+    elsewhere the Figure is returned."""
     if save_path:
         fig.savefig(save_path, bbox_inches="tight")
+    if own_figure and _in_notebook():
+        _display(fig)
+        return None
     return fig
 
 
@@ -72,6 +95,7 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
         raise ValueError(f"{n} boxes but {np.asarray(masks).shape[-1]} masks")
     if n and len(class_ids) != n:
         raise ValueError(f"{n} boxes but {len(class_ids)} class ids")
+    own_figure = ax is None
     fig, ax = _figure(ax, figsize)
     colors = random_colors(n) if colors is None or len(colors) == 0 else list(colors)
     height, width = image.shape[:2]
@@ -108,7 +132,7 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
     ax.imshow(masked_image.astype(np.uint8))
     if keypoints is not None:
         draw_keypoints(ax, keypoints, skeleton, colors)
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, own_figure)
 
 
 def draw_keypoints(ax, keypoints, skeleton=None, colors=None, min_score=None):
@@ -141,16 +165,22 @@ def display_keypoints(image, boxes, keypoints, class_ids, class_names, skeleton=
     boxes: [N, (y1, x1, y2, x2)] pixels; keypoints: [N, K, (x, y, v or score)] pixels;
     skeleton: pairs of keypoint indices (Config.KEYPOINT_SKELETON). Returns the Figure.
     """
-    fig = display_instances(image, boxes, None, class_ids, class_names, scores=scores,
-                            title=title, figsize=figsize, ax=ax, show_mask=False)
-    draw_keypoints(ax if ax is not None else fig.axes[0], keypoints, skeleton,
-                   min_score=min_score)
-    return _finish(fig, save_path)
+    own_figure = ax is None
+    fig, ax = _figure(ax, figsize)
+    display_instances(image, boxes, None, class_ids, class_names, scores=scores, title=title,
+                      figsize=figsize, ax=ax, show_mask=False)
+    draw_keypoints(ax, keypoints, skeleton, min_score=min_score)
+    return _finish(fig, save_path, own_figure)
 
 
 def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolation=None,
                    save_path=None):
-    """Shows images in a grid, with optional titles. Returns the Figure."""
+    """Shows images in a grid, with optional titles. Returns the Figure.
+
+    images: RGB images [H, W, 3] (shown as uint8) or 2-D maps [H, W] (masks, activations),
+    shown through cmap over their own value range. matterport cast everything to uint8, which
+    turned float activation maps (inspect_model's res4w_out, ...) into noise.
+    """
     from matplotlib.figure import Figure
 
     titles = titles if titles is not None else [""] * len(images)
@@ -160,9 +190,13 @@ def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolat
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-        ax.imshow(np.asarray(image).astype(np.uint8), cmap=cmap, norm=norm,
-                  interpolation=interpolation)
-    return _finish(fig, save_path)
+        image = np.asarray(image)
+        if image.ndim == 3:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        elif image.dtype == bool:
+            image = image.astype(np.uint8)
+        ax.imshow(image, cmap=cmap, norm=norm, interpolation=interpolation)
+    return _finish(fig, save_path, own_figure=True)
 
 
 def display_top_masks(image, mask, class_ids, class_names, limit=4, save_path=None):
@@ -248,7 +282,7 @@ def draw_rois(image, rois, refined_rois, mask, class_ids, class_names, limit=10,
                 m = unmold_mask(mask[roi_id], rois[roi_id][:4].astype(np.int32), image.shape)
                 masked_image = apply_mask(masked_image, m, color)
     ax.imshow(masked_image.astype(np.uint8))
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, own_figure=True)
 
 
 def draw_box(image, box, color):
@@ -271,7 +305,7 @@ def plot_precision_recall(AP, precisions, recalls, save_path=None):
     ax.plot(recalls, precisions)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, own_figure=True)
 
 
 def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_names,
@@ -302,7 +336,7 @@ def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_nam
                     fontsize=9, color=color)
     ax.set_xlabel("Ground Truth")
     ax.set_ylabel("Predictions")
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, own_figure=True)
 
 
 def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
@@ -314,6 +348,7 @@ def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
     from matplotlib import lines, patches
 
     n = boxes.shape[0] if boxes is not None else refined_boxes.shape[0]
+    own_figure = ax is None
     fig, ax = _figure(ax, (12, 12))
     colors = random_colors(n)
     margin = image.shape[0] // 10
@@ -349,7 +384,7 @@ def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
             masked_image = apply_mask(masked_image, masks[:, :, i], color
                                       if not isinstance(color, str) else (0.5, 0.5, 0.5))
     ax.imshow(masked_image.astype(np.uint8))
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, own_figure)
 
 
 def display_table(table):

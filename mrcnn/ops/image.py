@@ -99,20 +99,23 @@ def _std_pixel(config):
 
 
 def mold_image(images, config):
-    """RGB images (uint8 or float) -> float32 network input: subtracts config.MEAN_PIXEL and,
-    when config.STD_PIXEL is set, divides by it."""
-    out = images.astype(np.float32) - config.MEAN_PIXEL
+    """RGB images [..., H, W, C] (uint8 or float) -> float32 network input: subtracts
+    config.MEAN_PIXEL and, when config.STD_PIXEL is set, divides by it (a float64 MEAN_PIXEL
+    no longer promotes the result to float64)."""
+    out = np.asarray(images).astype(np.float32) - np.asarray(config.MEAN_PIXEL, np.float32)
     std = _std_pixel(config)
     return (out / std).astype(np.float32) if std is not None else out
 
 
 def unmold_image(normalized_images, config):
     """Inverse of mold_image: multiplies by STD_PIXEL (when set), adds config.MEAN_PIXEL back
-    and returns uint8."""
+    and returns uint8, rounded (a plain cast truncated float noise, turning 200 into 199)."""
+    image = np.asarray(normalized_images, dtype=np.float64)
     std = _std_pixel(config)
     if std is not None:
-        normalized_images = normalized_images * std
-    return np.clip(normalized_images + config.MEAN_PIXEL, 0, 255).astype(np.uint8)
+        image = image * std
+    image = image + np.asarray(config.MEAN_PIXEL)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
 def pad_to_multiple(images, multiple=64):

@@ -212,6 +212,42 @@ def test_load_image_gt_as_the_notebooks_call_it(dataset, use_mini_mask):
         np.testing.assert_array_equal(gt_mask, masks[:, :, keep])
 
 
+class OneMaskDataset(utils.Dataset):
+    """One 64x64 image whose single mask has the class id given."""
+
+    def __init__(self, class_id):
+        super().__init__()
+        self.class_id = class_id
+        for c in (1, 2, 3):
+            self.add_class("toy", c, f"c{c}")
+        self.add_image("toy", image_id="img7", path="/data/img7.png")
+        self.prepare()
+
+    def load_image(self, image_id):
+        return np.zeros((64, 64, 3), np.uint8)
+
+    def load_mask(self, image_id):
+        mask = np.zeros((64, 64, 1), bool)
+        mask[10:20, 10:30] = True
+        return mask, np.array([self.class_id], np.int32)
+
+
+@pytest.mark.parametrize("class_id", [1, 3, -1, -3])
+def test_load_image_gt_accepts_classes_and_crowd_markers(class_id):
+    config = _config()  # NUM_CLASSES = 4
+    assert modellib.load_image_gt(OneMaskDataset(class_id), config, 0)[2].tolist() == [class_id]
+
+
+@pytest.mark.parametrize("class_id", [4, 9, -4, -7, 0])
+def test_load_image_gt_rejects_class_ids_outside_num_classes(class_id):
+    config = _config()  # NUM_CLASSES = 4: classes 1..3, crowd markers -1..-3
+    with pytest.raises(ValueError) as err:
+        modellib.load_image_gt(OneMaskDataset(class_id), config, 0)
+    message = str(err.value)
+    assert f"class id {class_id} " in message and "NUM_CLASSES = 4" in message
+    assert "image_id 0" in message and "'img7'" in message and "/data/img7.png" in message
+
+
 def test_build_rpn_targets_as_inspect_model_calls_it(dataset):
     config = _config()
     image, _, gt_class_id, gt_bbox, _ = modellib.load_image_gt(dataset, config, 1)

@@ -421,6 +421,26 @@ def test_run_graph_with_keras_tensors(model):
     assert out["rpn_class"].shape == (1, n_anchors, 2)
     np.testing.assert_allclose(out["rpn_class"].sum(-1), 1.0, atol=1e-5)
     assert out["proposals"].shape == (1, config.POST_NMS_ROIS_INFERENCE, 4)
+    # inspect_model.ipynb's stage 2 cell.
+    kl = model.keras_model
+    mrcnn = model.run_graph([image], [
+        ("input_image", kl.get_layer("input_image").output),
+        ("proposals", kl.get_layer("ROI").output),
+        ("probs", kl.get_layer("mrcnn_class").output),
+        ("deltas", kl.get_layer("mrcnn_bbox").output),
+        ("masks", kl.get_layer("mrcnn_mask").output),
+        ("detections", kl.get_layer("mrcnn_detection").output),
+    ])
+    p, d, nc = config.POST_NMS_ROIS_INFERENCE, config.DETECTION_MAX_INSTANCES, config.NUM_CLASSES
+    np.testing.assert_allclose(mrcnn["input_image"], model.mold_inputs([image])[0])
+    assert mrcnn["probs"].shape == (1, p, nc) and mrcnn["deltas"].shape == (1, p, nc, 4)
+    np.testing.assert_allclose(mrcnn["probs"].sum(-1), 1.0, atol=1e-5)
+    assert mrcnn["masks"].shape == (1, d) + tuple(config.MASK_SHAPE) + (nc,)
+    detections = mrcnn["detections"][0]
+    assert detections.shape == (d, 6)
+    count = int(np.sum(detections[:, 4] > 0))
+    assert (detections[count:] == 0).all()  # zero padding after the detections
+    assert (np.diff(detections[:count, 5]) <= 0).all()  # by descending score
 
 
 def test_trainable_layers_and_ancestor(model):

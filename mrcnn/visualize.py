@@ -36,15 +36,22 @@ def apply_mask(image, mask, color, alpha=0.5):
     return image
 
 
-def _figure(ax, figsize):
-    import matplotlib
-
-    if ax is not None:
-        return ax.figure, ax
+def _new_figure(figsize):
+    """A new Figure. When pyplot is loaded (keras loads it), the figure is made through pyplot,
+    as matterport's were, so that matterport-style scripts' plt.savefig() / plt.show() right
+    after a drawing call see it; otherwise a standalone Figure (no GUI, no global state)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        return pyplot.figure(figsize=figsize)
     from matplotlib.figure import Figure
 
-    del matplotlib
-    fig = Figure(figsize=figsize)
+    return Figure(figsize=figsize)
+
+
+def _figure(ax, figsize):
+    if ax is not None:
+        return ax.figure, ax
+    fig = _new_figure(figsize)
     return fig, fig.add_subplot(1, 1, 1)
 
 
@@ -61,16 +68,28 @@ def _display(fig):
     display(fig)
 
 
+def _release(fig):
+    """Drops pyplot's reference to a figure it manages (the Figure object stays usable)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    manager = getattr(fig.canvas, "manager", None)
+    if pyplot is not None and manager is not None and pyplot.fignum_exists(manager.num):
+        pyplot.close(fig)
+
+
 def _finish(fig, save_path, own_figure=False):
     """Saves the figure when asked. A figure the function made itself (no `ax` given) is
     shown at once inside a Jupyter kernel, as matterport's plt.show() did (so calls in a loop
     each show their figure), and None is returned there, so the figure is not shown twice;
-    elsewhere the Figure is returned."""
+    elsewhere the Figure is returned (and stays pyplot's current figure unless it was saved
+    to save_path)."""
     if save_path:
         fig.savefig(save_path, bbox_inches="tight")
     if own_figure and _in_notebook():
         _display(fig)
+        _release(fig)
         return None
+    if own_figure and save_path:
+        _release(fig)
     return fig
 
 
@@ -181,11 +200,9 @@ def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolat
     shown through cmap over their own value range. matterport cast everything to uint8, which
     turned float activation maps (inspect_model's res4w_out, ...) into noise.
     """
-    from matplotlib.figure import Figure
-
     titles = titles if titles is not None else [""] * len(images)
     rows = len(images) // cols + 1
-    fig = Figure(figsize=(14, 14 * rows // cols))
+    fig = _new_figure((14, 14 * rows // cols))
     for i, (image, title) in enumerate(zip(images, titles)):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_title(title, fontsize=9)

@@ -523,3 +523,29 @@ def test_display_images_keeps_activation_maps(tmp_path):
     fig = visualize.display_images([rgb])
     assert fig.axes[0].images[0].get_array().dtype == np.uint8
     assert (fig.axes[0].images[0].get_array() == 255).all()
+
+
+def test_plt_savefig_after_display_instances_as_nucleus_does(tmp_path, dataset):
+    # samples/nucleus/nucleus.py: visualize.display_instances(...) then plt.savefig(path).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import skimage.io
+
+    image = dataset.load_image(0)
+    mask, class_ids = dataset.load_mask(0)
+    before = len(plt.get_fignums())
+    fig = visualize.display_instances(image, utils.extract_bboxes(mask), mask, class_ids,
+                                      dataset.class_names, show_bbox=False, figsize=(4, 4),
+                                      colors=[(1.0, 0.0, 0.0)] * len(class_ids),
+                                      title="Predictions")
+    assert plt.gcf() is fig
+    plt.savefig(str(tmp_path / "nucleus.png"))
+    out = skimage.io.imread(str(tmp_path / "nucleus.png"))[..., :3].astype(int)
+    assert ((out[..., 0] > out[..., 1] + 60) & (out[..., 0] > out[..., 2] + 60)).sum() > 100
+    plt.close(fig)
+    # A figure written to save_path is released from pyplot (no pile-up in loops).
+    visualize.display_instances(image, utils.extract_bboxes(mask), mask, class_ids,
+                                dataset.class_names, save_path=str(tmp_path / "x.png"))
+    assert len(plt.get_fignums()) == before

@@ -409,6 +409,7 @@ def test_get_anchors_and_model_anchors(model):
     np.testing.assert_allclose(model.anchors, expected)  # and model.anchors follows
 
 
+@pytest.mark.slow  # builds probe models over the whole graph
 def test_run_graph_with_keras_tensors(model):
     config = model.config
     image = np.full((128, 128, 3), 120, np.uint8)

@@ -127,13 +127,42 @@ def _read_json(annotation_json):
             raise ValueError(f"{path} is not valid JSON: {e}") from e
 
 
+def _image_path(image_dir, file_name):
+    """image_dir/file_name; when that file does not exist, the first that does of: the name
+    with Windows separators turned to '/', then its base name in image_dir (tools write
+    'images\\a.jpg', or upload paths like '/data/upload/1/a.jpg'). Else the plain join, which
+    load_image then reports as missing."""
+    image_dir = os.fspath(image_dir)
+    path = os.path.join(image_dir, file_name)
+    if os.path.isfile(path):
+        return path
+    posix = file_name.replace("\\", "/")
+    for candidate in (os.path.join(image_dir, posix),
+                      os.path.join(image_dir, os.path.basename(posix))):
+        if os.path.isfile(candidate):
+            return candidate
+    return path
+
+
+def _placeholder_categories(categories, annotations):
+    """Ids of categories without annotations that only name the supercategory of other
+    categories (Roboflow exports one, with id 0): they are not classes."""
+    used = {ann.get("category_id") for ann in annotations}
+    return {c["id"] for c in categories
+            if c["id"] not in used
+            and any(o.get("supercategory") == c.get("name") and o["id"] != c["id"]
+                    for o in categories)}
+
+
 def load_coco_json(dataset, annotation_json, image_dir, source="coco_json", class_ids=None):
     """Adds the classes and images of a COCO JSON file to a Dataset (see the module docstring).
 
     annotation_json: path of the JSON file (or the parsed dict). image_dir: folder the images'
-    `file_name`s are relative to. source: the dataset source name for these classes and
-    images. class_ids: keep only these category ids (default: all); images are kept even
-    when they have no annotation (background examples).
+    `file_name`s are relative to (see _image_path for Windows separators and upload paths).
+    source: the dataset source name for these classes and images. class_ids: keep only these
+    category ids (default: all); images are kept even when they have no annotation
+    (background examples). A category without annotations that only names the supercategory
+    of others (Roboflow writes one, id 0) is not a class.
     Image files are not opened here: a missing file raises ImageLoadError naming it when the
     image is loaded. Returns the number of images added.
     """
@@ -147,6 +176,8 @@ def load_coco_json(dataset, annotation_json, image_dir, source="coco_json", clas
         if "id" not in cat:
             raise ValueError(f"{where}: category without an 'id': {cat!r:.80}")
         categories[cat["id"]] = cat.get("name") or str(cat["id"])
+    for cat_id in _placeholder_categories(data["categories"], annotations):
+        del categories[cat_id]
     keep = set(categories) if class_ids is None else set(class_ids)
     unknown = keep - set(categories)
     if unknown:
@@ -175,7 +206,7 @@ def load_coco_json(dataset, annotation_json, image_dir, source="coco_json", clas
             per_image[ann["image_id"]].append(ann)
     for image_id, img in images.items():
         dataset.add_image(source, image_id=image_id,
-                          path=os.path.join(os.fspath(image_dir), img["file_name"]),
+                          path=_image_path(image_dir, img["file_name"]),
                           width=img.get("width"), height=img.get("height"),
                           annotations=per_image[image_id], annotation_format=COCO_FORMAT)
     return len(images)

@@ -223,3 +223,31 @@ def test_balloon_coco_json_matches_the_via_annotations():
         instances += len(ids)
     assert instances == 255
     assert worst > 0.9, worst
+
+
+def test_roboflow_placeholder_category_and_tool_file_names(export, tmp_path):
+    """Roboflow writes an unannotated id-0 category naming the others' supercategory; Label
+    Studio writes upload paths and labelme on Windows backslashes in file_name."""
+    path, images_dir, truth = export
+    data = json.loads(path.read_text())
+    data["categories"] = [{"id": 0, "name": "animals", "supercategory": "none"}] + [
+        dict(c, supercategory="animals") for c in data["categories"]]
+    data["images"][0]["file_name"] = "/data/upload/3/a.png"
+    data["images"][1]["file_name"] = "sub\\b.png"
+    tool = tmp_path / "tool.json"
+    tool.write_text(json.dumps(data))
+    ds = Dataset()
+    ds.load_coco_json(str(tool), str(images_dir))
+    ds.prepare()
+    assert ds.class_names == ["BG", "cat", "fish", "dog"]  # no "animals" class
+    assert ds.image_info[0]["path"] == os.path.join(str(images_dir), "a.png")
+    assert ds.image_info[1]["path"] == os.path.join(str(images_dir), "sub/b.png")
+    assert ds.load_image(0).shape == (H, W, 3) and ds.load_image(1).shape == (H, W, 3)
+    np.testing.assert_array_equal(ds.load_mask(1)[0][..., 0], truth["uncompressed"])
+    # An annotated category stays a class even when others name it as their supercategory.
+    data["annotations"][0]["category_id"] = 0
+    tool.write_text(json.dumps(data))
+    ds = Dataset()
+    ds.load_coco_json(str(tool), str(images_dir))
+    ds.prepare()
+    assert ds.class_names == ["BG", "animals", "cat", "fish", "dog"]

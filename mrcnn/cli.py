@@ -55,8 +55,10 @@ class TrainingTask:
     after_evaluation(inference_model, val, out_dir, args) -> dict of extra summary entries
         (pictures); optional.
     config_overrides(args) -> dict of Config attributes from sample-specific options; optional.
-    wrap_train(train, args) -> the dataset to train on (e.g. a DownscaledDataset), applied to
-        both data formats; optional.
+    wrap_train(dataset, args) -> the dataset to train on (e.g. a DownscaledDataset), applied to
+        both data formats; also gives the validation copy used for Keras' validation loss and
+        the learning curve's per-epoch mAP. The final evaluation uses the unwrapped validation
+        set. Optional.
     """
 
     def __init__(self, name, train_config, inference_config, load_datasets, augmentation=None,
@@ -238,7 +240,7 @@ def per_image_figures(dataset, image_ids, results, iou_threshold=0.5):
     """One dict per image: its reference, GT and detection counts and mask/box AP@0.5 of the
     image alone (NaN when it has no GT)."""
     from mrcnn import evaluation
-    from mrcnn.ops.boxes import extract_bboxes
+    from mrcnn.ops.masks import extract_bboxes
 
     rows = []
     for image_id, r in zip(image_ids, results):
@@ -286,6 +288,7 @@ def run_training(task, args):
     else:
         train_set, val_set = task.load_datasets(args)
     train_set = task.wrap_train(train_set, args)
+    val_during_training = task.wrap_train(val_set, args)
     train_cls, infer_cls = _config_classes(task, args, train_set)
     config = train_cls()
     print(f"Training images: {len(train_set.image_ids)}, validation images: "
@@ -298,18 +301,18 @@ def run_training(task, args):
           f"(run directory {model.log_dir}, starting after epoch {first})", flush=True)
 
     inference = modellib.MaskRCNN("inference", infer_cls(), args.logs)
-    curve = LearningCurve(inference, val_set, model.checkpoint_path,
+    curve = LearningCurve(inference, val_during_training, model.checkpoint_path,
                           every=args.curve_every) if args.curve_every else None
     augmentation = task.augmentation(args)
     high = max(args.epochs - args.lr_drop_epochs, 0)
     common = dict(layers=args.layers, augmentation=augmentation, workers=args.workers,
                   custom_callbacks=[curve] if curve else None)
     if high > model.epoch:
-        model.train(train_set, val_set, config.LEARNING_RATE, epochs=high, seed=args.seed,
-                    **common)
+        model.train(train_set, val_during_training, config.LEARNING_RATE, epochs=high,
+                    seed=args.seed, **common)
     if args.epochs > model.epoch:
-        model.train(train_set, val_set, config.LEARNING_RATE / 10, epochs=args.epochs,
-                    seed=args.seed + 1, **common)
+        model.train(train_set, val_during_training, config.LEARNING_RATE / 10,
+                    epochs=args.epochs, seed=args.seed + 1, **common)
     steps = (model.epoch - first) * config.STEPS_PER_EPOCH
     train_seconds = time.time() - start
 

@@ -282,6 +282,7 @@ def run_training(task, args):
     from mrcnn import model as modellib
     from mrcnn.learning_curve import LearningCurve
 
+    os.makedirs(args.out, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     if getattr(args, "dataset_format", "native") == "coco":
         train_set, val_set = load_coco_json_datasets(args, args.limit)
@@ -301,8 +302,16 @@ def run_training(task, args):
           f"(run directory {model.log_dir}, starting after epoch {first})", flush=True)
 
     inference = modellib.MaskRCNN("inference", infer_cls(), args.logs)
-    curve = LearningCurve(inference, val_during_training, model.checkpoint_path,
-                          every=args.curve_every) if args.curve_every else None
+    curve = None
+    if args.curve_every:
+        from mrcnn.learning_curve import read_curve
+
+        stem = os.path.join(args.out, "curve")
+        curve = LearningCurve(
+            inference, val_during_training, model.checkpoint_path, every=args.curve_every,
+            stem=stem, initial=read_curve(stem + ".json", first) if first else None,
+            title=f"{task.name}: {len(train_set.image_ids)} training images, "
+                  f"weights {args.weights}")
     augmentation = task.augmentation(args)
     high = max(args.epochs - args.lr_drop_epochs, 0)
     common = dict(layers=args.layers, augmentation=augmentation, workers=args.workers,
@@ -346,9 +355,7 @@ def run_training(task, args):
         "seed": args.seed,
     }
     if curve is not None and curve.epochs:
-        summary["curve_json"], summary["curve"] = curve.save(
-            os.path.join(args.out, "curve"), title=f"{task.name}: {len(train_set.image_ids)} "
-                                                   f"training images, weights {args.weights}")
+        summary["curve_json"], summary["curve"] = curve.save(os.path.join(args.out, "curve"))
     if task.after_evaluation:
         summary.update(task.after_evaluation(inference, val_set, args.out, args) or {})
     summary["wall_clock_seconds"] = round(time.time() - start, 1)

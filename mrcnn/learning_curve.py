@@ -16,7 +16,16 @@ import time
 
 import keras
 
-__all__ = ["LearningCurve", "plot_learning_curve"]
+__all__ = ["LearningCurve", "plot_learning_curve", "read_curve"]
+
+
+def read_curve(path, up_to_epoch):
+    """Entries of a curve JSON written by LearningCurve with epoch <= up_to_epoch ([] when the
+    file does not exist): the earlier part of a run resumed with --weights last."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [e for e in json.load(f) if e.get("epoch", 0) <= up_to_epoch]
 
 
 class LearningCurve(keras.callbacks.Callback):
@@ -28,16 +37,21 @@ class LearningCurve(keras.callbacks.Callback):
         checkpoint callback runs first and writes the file this one loads.
     every: evaluate every this many epochs (and always at the last epoch of a train() call).
     limit: evaluate on the first `limit` validation images only (0: all).
+    stem: when given, <stem>.json and <stem>.png are rewritten after every epoch, so that an
+        interrupted run keeps its curve. initial: entries of earlier epochs (a resumed run).
     """
 
-    def __init__(self, inference_model, val_dataset, checkpoint_template, every=1, limit=0):
+    def __init__(self, inference_model, val_dataset, checkpoint_template, every=1, limit=0,
+                 stem=None, initial=None, title=None):
         super().__init__()
+        self.stem = stem
+        self.title = title
         self.inference_model = inference_model
         self.val_dataset = val_dataset
         self.checkpoint_template = checkpoint_template
         self.every = max(int(every), 1)
         self.limit = limit
-        self.epochs = []
+        self.epochs = list(initial or [])
         self._started = time.time()
         self._last_epoch = None
 
@@ -62,9 +76,12 @@ class LearningCurve(keras.callbacks.Callback):
                   f"box mAP@0.5 {m['bbox_mAP50']:.3f} ({m['images']} images, "
                   f"{m['seconds']:.0f} s)", flush=True)
         self.epochs = [e for e in self.epochs if e["epoch"] != entry["epoch"]] + [entry]
+        if self.stem:
+            self.save(self.stem, self.title)
 
     def save(self, stem, title=None):
         """Writes <stem>.json (the per-epoch entries) and <stem>.png; returns both paths."""
+        title = title or self.title
         os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
         with open(stem + ".json", "w") as f:
             json.dump(self.epochs, f, indent=1)

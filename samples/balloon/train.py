@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from samples.balloon.balloon import BalloonConfig, BalloonDataset  # noqa: E402
 
-DEFAULT_EPOCHS = 14
+DEFAULT_EPOCHS = 10
 DEFAULT_LR_DROP_EPOCHS = 3
 
 

@@ -226,3 +226,20 @@ def test_coco_train_on_a_generated_coco_set(tmp_path):
                           "--logs", str(tmp_path / "logs"), "--out", str(out)] + TINY)
     saved = _check_run(summary, out, 2)
     assert saved["train_images"] == 4 and saved["layers"] == "all"
+
+
+def test_learning_curve_files_and_resume(tmp_path):
+    from mrcnn.learning_curve import LearningCurve, read_curve
+
+    entries = [{"epoch": e, "loss": 3.0 / e, "val_loss": 4.0 / e} for e in (1, 2, 3)]
+    entries[1].update(val_mask_mAP50=0.25, val_bbox_mAP50=0.3)
+    curve = LearningCurve(None, None, "unused_{epoch:04d}.h5", initial=entries)
+    json_path, png_path = curve.save(str(tmp_path / "curve"), title="t")
+    with open(png_path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert read_curve(json_path, 2) == entries[:2]
+    assert read_curve(str(tmp_path / "missing.json"), 2) == []
+    # Keras' epoch index 2 is epoch 3: its new entry replaces the earlier one.
+    curve.on_epoch_end(2, {"loss": 0.5})
+    assert [e["epoch"] for e in curve.epochs] == [1, 2, 3]
+    assert curve.epochs[-1]["loss"] == 0.5 and "val_loss" not in curve.epochs[-1]

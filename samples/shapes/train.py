@@ -5,15 +5,13 @@
     python samples/shapes/train.py --epochs 2 --steps-per-epoch 20 --val-images 10  # a quick look
 
 Prints the metrics (VOC mask mAP@0.5 over the whole validation set, COCO mask AP via pycocotools,
-wall-clock seconds, steps), writes them to <out>/metrics.json and a picture of detections to
-<out>/detections.png; the last line printed is the JSON file's path.
+wall-clock seconds, steps), writes them to <out>/metrics.json, a picture of detections to
+<out>/detections.png and the learning curve to <out>/curve.png; the last line printed is the
+JSON file's path. Options shared by all samples/*/train.py are described in mrcnn/cli.py.
 """
 
-import argparse
-import json
 import os
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 if ROOT not in sys.path:
@@ -87,29 +85,21 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    p.add_argument("--steps-per-epoch", type=int, default=None,
-                   help=f"default {ShapesTrainConfig.STEPS_PER_EPOCH}")
-    p.add_argument("--lr-drop-epochs", type=int, default=8,
-                   help="the last N epochs train at a tenth of the learning rate (default 8)")
+    from mrcnn import cli
+
+    p = cli.training_parser(__doc__.split("\n\n")[0], "shapes", epochs=30, lr_drop_epochs=8,
+                            weights="none", coco_format=False,
+                            dataset_help="not used: shapes generates its images")
     p.add_argument("--train-images", type=int, default=2000)
     p.add_argument("--val-images", type=int, default=50)
-    p.add_argument("--weights", default=None,
-                   help="'last' (newest checkpoint in --logs) or a weights file; default: "
-                        "random initialisation")
-    p.add_argument("--logs", default=os.path.join(ROOT, "logs"),
-                   help="directory for run directories and checkpoints")
-    p.add_argument("--out", default=os.path.join(ROOT, "results", "shapes"),
-                   help="where metrics.json and detections.png go")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "resnet50/resnet101: the full model")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default {ShapesTrainConfig.LEARNING_RATE})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="data loader threads")
-    return p.parse_args(argv)
+    p.set_defaults(curve_every=5)
+    args = p.parse_args(argv)
+    if args.dataset:
+        p.error("--dataset: shapes generates its own images; use --train-images/--val-images")
+    return cli.check_args(args, p)
 
 
 def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
@@ -130,79 +120,34 @@ def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
     fig.savefig(path, bbox_inches="tight")
 
 
+def load_datasets(args):
+    """Generated training and validation shapes (seeded; --limit caps both counts)."""
+    counts = [args.train_images, args.val_images]
+    if args.limit:
+        counts = [min(c, args.limit) for c in counts]
+    sets = []
+    for count, seed in zip(counts, (args.seed, args.seed + 10_000)):
+        ds = ShapesDataset()
+        ds.load_shapes(count, 128, 128, seed=seed)
+        ds.prepare()
+        sets.append(ds)
+    return tuple(sets)
+
+
+def after_evaluation(model, val, out_dir, args):
+    picture = os.path.join(out_dir, "detections.png")
+    save_detections_picture(model, val, list(val.image_ids[:4]), picture)
+    return {"picture": picture, "backbone": args.backbone}
+
+
 def main(argv=None):
+    from mrcnn import cli
+
     args = parse_args(argv)
-    start = time.time()
-    import keras
-
-    from mrcnn import evaluation
-    from mrcnn import model as modellib
-
-    keras.utils.set_random_seed(args.seed)
-    overrides = dict(BACKBONES[args.backbone])
-    if args.lr:
-        overrides["LEARNING_RATE"] = args.lr
-    if args.steps_per_epoch:
-        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
-    train_config = type("ShapesTrainConfig", (ShapesTrainConfig,), overrides)
-    infer_config = type("ShapesInferenceConfig", (ShapesInferenceConfig,), overrides)
-    config = train_config()
-    train = ShapesDataset()
-    train.load_shapes(args.train_images, 128, 128, seed=args.seed)
-    train.prepare()
-    val = ShapesDataset()
-    val.load_shapes(args.val_images, 128, 128, seed=args.seed + 10_000)
-    val.prepare()
-
-    model = modellib.MaskRCNN("training", config, args.logs)
-    if args.weights:
-        path = model.find_last() if args.weights == "last" else args.weights
-        model.load_weights(path, by_name=True)
-    first = model.epoch
-    high = max(args.epochs - args.lr_drop_epochs, 0)
-    if high > model.epoch:
-        model.train(train, val, config.LEARNING_RATE, epochs=high, layers="all",
-                    seed=args.seed, workers=args.workers)
-    if args.epochs > model.epoch:
-        model.train(train, val, config.LEARNING_RATE / 10, epochs=args.epochs, layers="all",
-                    seed=args.seed + 1, workers=args.workers)
-    steps = (model.epoch - first) * config.STEPS_PER_EPOCH
-    train_seconds = time.time() - start
-
-    inference = modellib.MaskRCNN("inference", infer_config(), args.logs)
-    checkpoint = inference.find_last()
-    inference.load_weights(checkpoint, by_name=True, verbose=0)
-    print(f"\nEvaluating {checkpoint} on {len(val.image_ids)} held-out images")
-    metrics = evaluation.evaluate_dataset(inference, val)
-    os.makedirs(args.out, exist_ok=True)
-    picture = os.path.join(args.out, "detections.png")
-    save_detections_picture(inference, val, list(val.image_ids[:4]), picture)
-    summary = {
-        "mask_mAP50": metrics["mask_mAP50"],
-        "bbox_mAP50": metrics["bbox_mAP50"],
-        "coco_mask_AP": metrics["coco_segm"]["AP"],
-        "coco_mask_AP50": metrics["coco_segm"]["AP50"],
-        "coco_bbox_AP": metrics["coco_bbox"]["AP"],
-        "per_class_AP50": metrics["per_class_AP50"],
-        "steps": steps,
-        "images_per_step": config.BATCH_SIZE,
-        "train_seconds": round(train_seconds, 1),
-        "wall_clock_seconds": round(time.time() - start, 1),
-        "val_images": metrics["images"],
-        "checkpoint": checkpoint,
-        "picture": picture,
-        "seed": args.seed,
-        "backbone": args.backbone,
-    }
-    path = os.path.join(args.out, "metrics.json")
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"mask mAP@0.5 (VOC, {metrics['images']} images): {summary['mask_mAP50']:.4f}")
-    print(f"COCO mask AP: {summary['coco_mask_AP']:.4f}  (AP50 {summary['coco_mask_AP50']:.4f})")
-    print(f"steps: {steps}  wall clock: {summary['wall_clock_seconds']:.0f} s")
-    print(f"detections picture: {picture}")
-    print(path)
-    return summary
+    task = cli.TrainingTask("shapes", ShapesTrainConfig, ShapesInferenceConfig, load_datasets,
+                            after_evaluation=after_evaluation,
+                            config_overrides=lambda a: dict(BACKBONES[a.backbone]))
+    return cli.run_training(task, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -204,3 +205,153 @@ def test_train_then_splash_end_to_end(tmp_path):
     import skimage.io
 
     assert skimage.io.imread(out).shape == (128, 128, 3)
+
+
+# ---------------------------------------------------------------- the real photos (../shared/data)
+
+def _real_dir():
+    from mrcnn.weights import SHARED_DATA_DIR
+
+    return os.path.join(SHARED_DATA_DIR, "balloon")
+
+
+needs_real = pytest.mark.skipif(not os.path.isdir(_real_dir()),
+                                reason=f"real balloon data not found at {_real_dir()}")
+
+
+@needs_real
+@pytest.mark.slow
+@pytest.mark.parametrize("subset, images, polygons", [("train", 61, 255), ("val", 13, 50)])
+def test_real_data_loads_as_released(subset, images, polygons, caplog):
+    with caplog.at_level(logging.WARNING):
+        ds = _load(_real_dir(), subset)
+        total = 0
+        for i in ds.image_ids:
+            masks, class_ids = ds.load_mask(i)
+            info = ds.image_info[i]
+            assert masks.shape[:2] == (info["height"], info["width"]), info["id"]
+            assert masks.dtype == bool and class_ids.tolist() == [1] * masks.shape[-1]
+            # Every polygon rasterises to a non-empty mask inside the image (the 13 train
+            # polygons with a vertex on x == width or y == height included).
+            assert masks.shape[-1] == len(info["polygons"]), info["id"]
+            assert masks.any(axis=(0, 1)).all(), info["id"]
+            total += masks.shape[-1]
+    assert ds.num_images == images and total == polygons
+    assert ds.class_names == ["BG", "balloon"]
+    assert "outside" not in caplog.text and "covers no pixel" not in caplog.text
+
+
+def _real_val_photo():
+    ds = _load(_real_dir(), "val")
+    # The val photo with the largest balloon area: a well-defined inside and outside.
+    best = max(ds.image_ids, key=lambda i: ds.load_mask(i)[0].sum())
+    image = ds.load_image(best)
+    masks, _ = ds.load_mask(best)
+    return image, masks
+
+
+@needs_real
+def test_splash_on_a_real_photo_keeps_colour_inside_the_balloons():
+    image, masks = _real_val_photo()
+    out = color_splash(image, masks)
+    inside = masks.any(-1)
+    assert 0.02 < inside.mean() < 0.9
+    np.testing.assert_array_equal(out[inside], image[inside])
+    outside = out[~inside].astype(int)
+    assert (outside[:, 0] == outside[:, 1]).all() and (outside[:, 1] == outside[:, 2]).all()
+    # The grey is the photo's luminance (ITU-R 601-2 / skimage weights), not a constant.
+    lum = image[~inside].astype(float) @ np.array([0.2125, 0.7154, 0.0721])
+    assert np.abs(outside[:, 0] - lum).max() <= 1.0 + 1e-9
+    # The photo is colourful where the balloons are, so keeping colour is visible.
+    kept = out[inside].astype(int)
+    assert np.abs(kept[:, 0] - kept[:, 2]).mean() > 20
+
+
+class GroundTruthVideoModel:
+    """detect() returns, for frame k, the ground-truth masks of the k-th source photo."""
+
+    def __init__(self, masks):
+        self.masks = masks
+        self.calls = 0
+
+    def detect(self, images, verbose=0):
+        m = self.masks[self.calls]
+        self.calls += 1
+        assert images[0].shape[:2] == m.shape[:2]
+        n = m.shape[-1]
+        return [{"rois": np.zeros((n, 4), np.int32), "class_ids": np.ones(n, np.int32),
+                 "scores": np.ones(n, np.float32), "masks": m}]
+
+
+@needs_real
+@pytest.mark.slow
+def test_video_splash_on_a_clip_of_real_photos(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from mrcnn.ops.image import resize
+
+    ds = _load(_real_dir(), "val")
+    size = (360, 480)  # (height, width) of the clip
+    frames, masks = [], []
+    for i in ds.image_ids[:6]:
+        image = ds.load_image(i)
+        m, _ = ds.load_mask(i)
+        frames.append(resize(image, size, preserve_range=True).round().astype(np.uint8))
+        masks.append(resize(m.astype(np.uint8), size, order=0,
+                            preserve_range=True).astype(bool))
+    src = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(src, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size[::-1])
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(np.ascontiguousarray(f[..., ::-1]))
+    writer.release()
+    # What the model sees is the decoded clip: its frames, compared with the source photos.
+    model = GroundTruthVideoModel(masks)
+    out = detect_and_color_splash(model, video_path=src, out_dir=str(tmp_path))
+    cap = cv2.VideoCapture(out)
+    decoded = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(frame[..., ::-1].astype(int))
+    cap.release()
+    assert model.calls == len(frames) == len(decoded)
+    for src_frame, out_frame, m in zip(frames, decoded, masks):
+        assert out_frame.shape == size + (3,)
+        inside = m.any(-1)
+        # Erode the mask edges: lossy codecs blur a few pixels across them.
+        core = inside & np.roll(inside, 3, 0) & np.roll(inside, -3, 0) & \
+            np.roll(inside, 3, 1) & np.roll(inside, -3, 1)
+        far = ~inside & ~np.roll(inside, 3, 0) & ~np.roll(inside, -3, 0) & \
+            ~np.roll(inside, 3, 1) & ~np.roll(inside, -3, 1)
+        o_in, s_in = out_frame[core], src_frame[core].astype(int)
+        assert np.abs(o_in - s_in).mean() < 12  # balloon pixels keep their colour
+        chroma_src = np.abs(s_in[:, 0] - s_in[:, 2]).mean()
+        assert np.abs(o_in[:, 0] - o_in[:, 2]).mean() > 0.6 * chroma_src
+        o_out = out_frame[far]
+        assert np.abs(o_out[:, 0] - o_out[:, 1]).mean() < 4  # the rest is grey
+        assert np.abs(o_out[:, 1] - o_out[:, 2]).mean() < 4
+
+
+@needs_real
+@pytest.mark.slow
+def test_short_seeded_training_on_real_photos_lowers_the_loss(tmp_path):
+    """60 steps of the mini model at 192 px from random weights: the training loss
+    falls, and evaluation runs end to end on the 13 full-size val photos."""
+    from samples.balloon import train
+
+    summary = train.main(["--dataset", _real_dir(), "--weights", "none", "--epochs", "4",
+                          "--lr-drop-epochs", "0", "--steps-per-epoch", "15",
+                          "--image-size", "192", "--seed", "0", "--workers", "1",
+                          "--logs", str(tmp_path / "logs"), "--out", str(tmp_path / "out")])
+    with open(summary["curve_json"]) as f:
+        curve = json.load(f)
+    losses = [e["loss"] for e in curve]
+    assert len(losses) == 4 and np.isfinite(losses).all()
+    # The first steps from random weights are noisy (the box losses grow while the RPN starts
+    # proposing positives): compare the last epoch with the first two.
+    assert losses[-1] < min(losses[:2]), losses
+    assert summary["val_images"] == 13 and len(summary["per_image"]) == 13
+    assert sum(r["gt"] for r in summary["per_image"]) == 50
+    assert 0.0 <= summary["mask_mAP50"] <= 1.0
+    assert os.path.isfile(summary["splash"]) and os.path.isfile(summary["curve"])

@@ -1,0 +1,374 @@
+"""The training command line shared by samples/*/train.py.
+
+Every sample's train.py takes the same options::
+
+    --dataset DIR           the sample's data folder (its own format)
+    --dataset-format coco --train-json A --val-json B --images DIR [--val-images DIR]
+                            COCO JSON from any annotation tool instead (Dataset.load_coco_json)
+    --weights coco|imagenet|last|none|PATH
+    --logs DIR --epochs N --layers heads|3+|4+|5+|all --limit N --seed N
+
+and runs the same steps (run_training): load the data, build the model, print where the
+checkpoints go, initialise the weights, train (the last --lr-drop-epochs at a tenth of the
+learning rate), record a learning curve (losses and val mAP@0.5 per epoch), evaluate the last
+checkpoint with mrcnn.evaluation.evaluate_dataset (dataset-level mask/box mAP@0.5, COCO AP,
+per-image figures) and write results/<name>/metrics.json, whose path is the last line printed.
+
+Weights (resolve_weights / load_initial_weights):
+- coco: mask_rcnn_coco.h5 in the repository root (or --weights-dir), fetched with
+  utils.download_trained_weights when missing; loaded by name, without the class-specific
+  heads when the config's NUM_CLASSES is not COCO's 81.
+- imagenet: model.get_imagenet_weights(), then model.load_imagenet_weights(path).
+- last: the newest checkpoint of the config's NAME in --logs; training continues its epochs.
+- none: random initialisation.  PATH: any weights file, loaded by name.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+__all__ = ["WEIGHT_MODES", "LAYER_CHOICES", "COCO_WEIGHTS_NAME", "HEAD_LAYERS", "TrainingTask",
+           "add_training_arguments", "training_parser", "check_args", "resolve_weights",
+           "load_initial_weights", "limit_images", "load_coco_json_datasets", "run_training",
+           "per_image_figures"]
+
+WEIGHT_MODES = ("coco", "imagenet", "last", "none")
+LAYER_CHOICES = ("heads", "3+", "4+", "5+", "all")
+COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
+COCO_NUM_CLASSES = 81
+# The class-specific layers of mask_rcnn_coco.h5, left out when the class count differs.
+HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+class TrainingTask:
+    """What a sample contributes to run_training.
+
+    name: results go to <--out, default results/<name>>.
+    train_config, inference_config: Config classes (overrides from the command line are
+        applied on top).
+    load_datasets(args) -> (train, val): the sample's own format (--dataset); prepared.
+    augmentation(args) -> an imgaug augmenter or None.
+    after_evaluation(inference_model, val, out_dir, args) -> dict of extra summary entries
+        (pictures); optional.
+    config_overrides(args) -> dict of Config attributes from sample-specific options; optional.
+    wrap_train(dataset, args) -> the dataset to train on (e.g. a DownscaledDataset), applied to
+        both data formats; also gives the validation copy used for Keras' validation loss and
+        the learning curve's per-epoch mAP. The final evaluation uses the unwrapped validation
+        set. Optional.
+    """
+
+    def __init__(self, name, train_config, inference_config, load_datasets, augmentation=None,
+                 after_evaluation=None, config_overrides=None, wrap_train=None):
+        self.name = name
+        self.train_config = train_config
+        self.inference_config = inference_config
+        self.load_datasets = load_datasets
+        self.augmentation = augmentation or (lambda args: None)
+        self.after_evaluation = after_evaluation
+        self.config_overrides = config_overrides or (lambda args: {})
+        self.wrap_train = wrap_train or (lambda train, args: train)
+
+
+def _weights_arg(value):
+    if value in WEIGHT_MODES:
+        return value
+    if not value:
+        raise argparse.ArgumentTypeError("--weights needs coco, imagenet, last, none or a path")
+    return value  # a path; checked when resolved, with the file named
+
+
+def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none",
+                           dataset_help="the sample's dataset folder", coco_format=True,
+                           steps_per_epoch=None, learning_rate=None):
+    """Adds the shared options to an argparse parser. The defaults given here are the
+    sample's; --layers defaults to heads for --weights coco and all otherwise."""
+    p = parser
+    p.add_argument("--dataset", help=dataset_help)
+    if coco_format:
+        p.add_argument("--dataset-format", choices=["native", "coco"], default="native",
+                       help="native: the sample's own format in --dataset; coco: COCO JSON "
+                            "(--train-json, --val-json, --images)")
+        p.add_argument("--train-json", help="COCO annotation JSON of the training images")
+        p.add_argument("--val-json", help="COCO annotation JSON of the validation images")
+        p.add_argument("--images", help="folder of the training images (and the validation "
+                                        "images unless --val-images is given)")
+        p.add_argument("--val-images", help="folder of the validation images")
+    p.add_argument("--weights", type=_weights_arg, default=weights,
+                   help=f"coco, imagenet, last, none or a weights file (default {weights})")
+    p.add_argument("--weights-dir", default=REPO_ROOT,
+                   help=f"where --weights coco looks for / downloads {COCO_WEIGHTS_NAME} "
+                        "(default: the repository root)")
+    p.add_argument("--logs", default=os.path.join(REPO_ROOT, "logs"),
+                   help="directory for run directories and checkpoints")
+    p.add_argument("--out", default=os.path.join(REPO_ROOT, "results", name),
+                   help=f"where metrics.json and the pictures go (default results/{name})")
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help=f"total epochs, counting those of a resumed run (default {epochs})")
+    p.add_argument("--lr-drop-epochs", type=int, default=lr_drop_epochs,
+                   help="the last N epochs train at a tenth of the learning rate "
+                        f"(default {lr_drop_epochs})")
+    p.add_argument("--steps-per-epoch", type=int, default=steps_per_epoch,
+                   help="training steps per epoch (default: the config's)")
+    p.add_argument("--lr", type=float, default=learning_rate,
+                   help="learning rate (default: the config's)")
+    p.add_argument("--layers", choices=LAYER_CHOICES, default=None,
+                   help="layers to train (default: heads with --weights coco, else all)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="use only the first N training and N validation images (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="data loader threads")
+    p.add_argument("--curve-every", type=int, default=1,
+                   help="evaluate val mAP for the learning curve every N epochs (0: never)")
+    return p
+
+
+def training_parser(description, name, **defaults):
+    """An ArgumentParser with the shared options (see add_training_arguments)."""
+    p = argparse.ArgumentParser(description=description)
+    return add_training_arguments(p, name, **defaults)
+
+
+def check_args(args, parser):
+    """Errors (through parser.error) for options that do not fit together."""
+    fmt = getattr(args, "dataset_format", "native")
+    if fmt == "coco":
+        missing = [o for o, v in (("--train-json", args.train_json),
+                                  ("--val-json", args.val_json),
+                                  ("--images", args.images)) if not v]
+        if missing:
+            parser.error(f"--dataset-format coco needs {', '.join(missing)}")
+        for o, v in (("--train-json", args.train_json), ("--val-json", args.val_json)):
+            if not os.path.isfile(v):
+                parser.error(f"{o}: file not found: {v}")
+        for o, v in (("--images", args.images), ("--val-images", args.val_images)):
+            if v and not os.path.isdir(v):
+                parser.error(f"{o}: folder not found: {v}")
+    if args.epochs < 0 or args.lr_drop_epochs < 0 or args.limit < 0:
+        parser.error("--epochs, --lr-drop-epochs and --limit must be >= 0")
+    if args.layers is None:
+        args.layers = "heads" if args.weights == "coco" else "all"
+    return args
+
+
+def resolve_weights(model, weights, weights_dir=None):
+    """The weights file a --weights value names, or None for 'none'.
+
+    coco: <weights_dir>/mask_rcnn_coco.h5, downloaded with utils.download_trained_weights when
+    missing (which raises a clear error when it cannot). imagenet: model.get_imagenet_weights().
+    last: model.find_last(). Anything else is a path that must exist.
+    """
+    if weights == "none":
+        return None
+    if weights == "last":
+        return model.find_last()
+    if weights == "imagenet":
+        return model.get_imagenet_weights()
+    if weights == "coco":
+        from mrcnn import utils
+
+        path = os.path.join(weights_dir or REPO_ROOT, COCO_WEIGHTS_NAME)
+        if not os.path.isfile(path):
+            utils.download_trained_weights(path)
+        return path
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"--weights {weights}: no such file (expected coco, imagenet, "
+                                "last, none or a weights file)")
+    return weights
+
+
+def load_initial_weights(model, weights, weights_dir=None, verbose=1):
+    """Resolves --weights and loads it into model (matterport's flow). Returns the path loaded,
+    or None for random initialisation."""
+    path = resolve_weights(model, weights, weights_dir)
+    if path is None:
+        if verbose:
+            print("Weights: random initialisation")
+        return None
+    if verbose:
+        print(f"Loading weights {path}")
+    if weights == "imagenet":
+        model.load_imagenet_weights(path, verbose=verbose)
+    elif weights == "coco" and model.config.NUM_CLASSES != COCO_NUM_CLASSES:
+        model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
+    else:
+        model.load_weights(path, by_name=True, verbose=verbose)
+    return path
+
+
+def limit_images(dataset, limit):
+    """Keeps the first `limit` images of an unprepared Dataset (0: all); call before prepare()."""
+    if limit:
+        del dataset.image_info[limit:]
+    return dataset
+
+
+def load_coco_json_datasets(args, limit=0):
+    """(train, val) prepared Datasets from --train-json/--val-json and --images/--val-images."""
+    from mrcnn.dataset import Dataset
+
+    out = []
+    for ann, images in ((args.train_json, args.images),
+                        (args.val_json, args.val_images or args.images)):
+        ds = Dataset()
+        ds.load_coco_json(ann, images)
+        limit_images(ds, limit)
+        ds.prepare()
+        out.append(ds)
+    return tuple(out)
+
+
+class _RecordingModel:
+    """Passes detect() through to an inference MaskRCNN and keeps each image's result, so that
+    per-image figures need no second detection pass."""
+
+    def __init__(self, model):
+        self.model = model
+        self.config = model.config
+        self.results = []
+
+    def detect(self, images, verbose=0):
+        r = self.model.detect(images, verbose=verbose)
+        self.results.extend(r)
+        return r
+
+
+def per_image_figures(dataset, image_ids, results, iou_threshold=0.5):
+    """One dict per image: its reference, GT and detection counts and mask/box AP@0.5 of the
+    image alone (NaN when it has no GT)."""
+    from mrcnn import evaluation
+    from mrcnn.ops.masks import extract_bboxes
+
+    rows = []
+    for image_id, r in zip(image_ids, results):
+        masks, class_ids = dataset.load_mask(image_id)
+        masks = np.asarray(masks, bool)
+        gt_boxes = extract_bboxes(masks)
+        row = {"image_id": int(image_id), "reference": str(dataset.image_reference(image_id)),
+               "gt": int(len(class_ids)), "detections": int(len(r["class_ids"]))}
+        for key, use_masks in (("mask_AP50", True), ("bbox_AP50", False)):
+            if len(class_ids) == 0:
+                row[key] = float("nan")
+                continue
+            gts = [{"class_ids": np.asarray(class_ids), "masks": masks, "rois": gt_boxes}]
+            row[key] = float(evaluation.voc_map(gts, [r], iou_threshold, use_masks)[0])
+        rows.append(row)
+    return rows
+
+
+def _config_classes(task, args, train_set):
+    overrides = dict(task.config_overrides(args))
+    if args.steps_per_epoch:
+        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    if args.lr:
+        overrides["LEARNING_RATE"] = args.lr
+    if train_set.num_classes != task.train_config.NUM_CLASSES:
+        overrides["NUM_CLASSES"] = train_set.num_classes  # COCO JSON: its own categories
+    train_cls = type(task.train_config.__name__, (task.train_config,), overrides)
+    infer_cls = type(task.inference_config.__name__, (task.inference_config,), overrides)
+    return train_cls, infer_cls
+
+
+def run_training(task, args):
+    """Trains, evaluates and writes <out>/metrics.json for a parsed command line; returns the
+    summary dict. See the module docstring for the steps."""
+    start = time.time()
+    import keras
+
+    from mrcnn import evaluation
+    from mrcnn import model as modellib
+    from mrcnn.learning_curve import LearningCurve
+
+    os.makedirs(args.out, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    if getattr(args, "dataset_format", "native") == "coco":
+        train_set, val_set = load_coco_json_datasets(args, args.limit)
+    else:
+        train_set, val_set = task.load_datasets(args)
+    train_set = task.wrap_train(train_set, args)
+    val_during_training = task.wrap_train(val_set, args)
+    train_cls, infer_cls = _config_classes(task, args, train_set)
+    config = train_cls()
+    print(f"Training images: {len(train_set.image_ids)}, validation images: "
+          f"{len(val_set.image_ids)}, classes: {train_set.class_names[1:]}")
+
+    model = modellib.MaskRCNN("training", config, args.logs)
+    loaded = load_initial_weights(model, args.weights, args.weights_dir)
+    first = model.epoch
+    print(f"Checkpoints: {model.checkpoint_path.format(epoch=first + 1)} and on "
+          f"(run directory {model.log_dir}, starting after epoch {first})", flush=True)
+
+    inference = modellib.MaskRCNN("inference", infer_cls(), args.logs)
+    curve = None
+    if args.curve_every:
+        from mrcnn.learning_curve import read_curve
+
+        stem = os.path.join(args.out, "curve")
+        curve = LearningCurve(
+            inference, val_during_training, model.checkpoint_path, every=args.curve_every,
+            stem=stem, initial=read_curve(stem + ".json", first) if first else None,
+            title=f"{task.name}: {len(train_set.image_ids)} training images, "
+                  f"weights {args.weights}")
+    augmentation = task.augmentation(args)
+    high = max(args.epochs - args.lr_drop_epochs, 0)
+    common = dict(layers=args.layers, augmentation=augmentation, workers=args.workers,
+                  custom_callbacks=[curve] if curve else None)
+    if high > model.epoch:
+        model.train(train_set, val_during_training, config.LEARNING_RATE, epochs=high,
+                    seed=args.seed, **common)
+    if args.epochs > model.epoch:
+        model.train(train_set, val_during_training, config.LEARNING_RATE / 10,
+                    epochs=args.epochs, seed=args.seed + 1, **common)
+    steps = (model.epoch - first) * config.STEPS_PER_EPOCH
+    train_seconds = time.time() - start
+
+    checkpoint = model.checkpoint_path.format(epoch=model.epoch) if model.epoch > first \
+        else loaded
+    if checkpoint:
+        inference.load_weights(checkpoint, by_name=True, verbose=0)
+    print(f"\nEvaluating {checkpoint or 'random weights'} on {len(val_set.image_ids)} "
+          "validation images")
+    recorder = _RecordingModel(inference)
+    metrics = evaluation.evaluate_dataset(recorder, val_set)
+    os.makedirs(args.out, exist_ok=True)
+    summary = {
+        "mask_mAP50": metrics["mask_mAP50"],
+        "bbox_mAP50": metrics["bbox_mAP50"],
+        "coco_mask_AP": metrics["coco_segm"]["AP"],
+        "coco_mask_AP50": metrics["coco_segm"]["AP50"],
+        "coco_bbox_AP": metrics["coco_bbox"]["AP"],
+        "coco_bbox_AP50": metrics["coco_bbox"]["AP50"],
+        "per_class_AP50": metrics["per_class_AP50"],
+        "per_image": per_image_figures(val_set, list(val_set.image_ids), recorder.results),
+        "steps": steps,
+        "images_per_step": config.BATCH_SIZE,
+        "epochs": model.epoch,
+        "train_seconds": round(train_seconds, 1),
+        "val_images": metrics["images"],
+        "train_images": len(train_set.image_ids),
+        "checkpoint": checkpoint,
+        "weights": args.weights,
+        "layers": args.layers,
+        "seed": args.seed,
+    }
+    if curve is not None and curve.epochs:
+        summary["curve_json"], summary["curve"] = curve.save(os.path.join(args.out, "curve"))
+    if task.after_evaluation:
+        summary.update(task.after_evaluation(inference, val_set, args.out, args) or {})
+    summary["wall_clock_seconds"] = round(time.time() - start, 1)
+    path = os.path.join(args.out, "metrics.json")
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"mask mAP@0.5 (VOC, {metrics['images']} images): {summary['mask_mAP50']:.4f}  "
+          f"box mAP@0.5: {summary['bbox_mAP50']:.4f}")
+    print(f"COCO mask AP: {summary['coco_mask_AP']:.4f}  (AP50 {summary['coco_mask_AP50']:.4f})"
+          f"  COCO box AP: {summary['coco_bbox_AP']:.4f}")
+    print(f"steps: {steps}  wall clock: {summary['wall_clock_seconds']:.0f} s")
+    for key in ("picture", "splash", "curve"):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+    print(path)
+    return summary

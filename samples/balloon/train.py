@@ -1,0 +1,170 @@
+"""Train Mask R-CNN on matterport's balloon photos, evaluate it, draw detections and a splash.
+
+    python samples/balloon/train.py --dataset ../shared/data/balloon           # the README figure
+    python samples/balloon/train.py --dataset ../shared/data/balloon --weights coco --layers heads
+    python samples/balloon/train.py --dataset-format coco --train-json A.json --val-json B.json \\
+        --images DIR                                                             # COCO JSON data
+    python samples/balloon/train.py --dataset ../shared/data/balloon --weights last  # resume
+
+Defaults train from random initialisation (--weights none) on the 61 training photos and
+evaluate on the 13 validation photos at full resolution: dataset-level mask and box mAP@0.5,
+COCO mask/box AP and per-image figures go to results/balloon/metrics.json (the last line
+printed), with detections.png, splash.png and the learning curve curve.png beside it.
+Options shared by all samples/*/train.py are described in mrcnn/cli.py.
+"""
+
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from samples.balloon.balloon import BalloonConfig, BalloonDataset  # noqa: E402
+
+DEFAULT_EPOCHS = 10
+DEFAULT_LR_DROP_EPOCHS = 3
+
+
+class BalloonTrainConfig(BalloonConfig):
+    """Sized for training from scratch on 61 photos on a 2-core CPU (see the README)."""
+
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = 320
+    IMAGE_MAX_DIM = 320
+    IMAGES_PER_GPU = 4
+    TRAIN_BN = True  # from scratch, BatchNorm must learn
+    LEARNING_RATE = 0.01
+    STEPS_PER_EPOCH = 25
+    VALIDATION_STEPS = 3
+    TOP_DOWN_PYRAMID_SIZE = 128
+    FPN_CLASSIF_FC_LAYERS_SIZE = 512
+    # Balloons at 320 px span about 8 to 300 pixels.
+    RPN_ANCHOR_SCALES = (16, 32, 64, 128, 256)
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 128
+    PRE_NMS_LIMIT = 3000
+    POST_NMS_ROIS_TRAINING = 500
+    POST_NMS_ROIS_INFERENCE = 300
+    TRAIN_ROIS_PER_IMAGE = 64
+    MAX_GT_INSTANCES = 30
+    DETECTION_MAX_INSTANCES = 30
+    DETECTION_MIN_CONFIDENCE = 0.7
+
+
+class BalloonInferenceConfig(BalloonTrainConfig):
+    GPU_COUNT = 1
+    IMAGES_PER_GPU = 1
+    # Keep low-score detections: they can only add recall to AP. Pictures filter them.
+    DETECTION_MIN_CONFIDENCE = 0.05
+
+
+def backbones():
+    from samples.shapes.train import BACKBONES
+
+    return BACKBONES
+
+
+def parse_args(argv=None):
+    from mrcnn import cli
+
+    p = cli.training_parser(__doc__.split("\n\n")[0], "balloon", epochs=DEFAULT_EPOCHS,
+                            lr_drop_epochs=DEFAULT_LR_DROP_EPOCHS, weights="none",
+                            dataset_help="folder with train/ and val/ VIA annotations "
+                                         "(e.g. ../shared/data/balloon)")
+    p.add_argument("--backbone", choices=sorted(backbones()), default="mini",
+                   help="mini (default): the small ResNet-FPN of samples/shapes/train.py; "
+                        "resnet50/resnet101: the full model (use these with --weights coco or "
+                        "imagenet)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help=f"square training/inference size (default "
+                        f"{BalloonTrainConfig.IMAGE_MAX_DIM})")
+    p.set_defaults(curve_every=2)
+    p.add_argument("--no-augmentation", action="store_true",
+                   help="train without imgaug augmentation")
+    args = p.parse_args(argv)
+    if args.weights in ("coco", "imagenet") and "--backbone" not in " ".join(argv or sys.argv):
+        args.backbone = "resnet101" if args.weights == "coco" else "resnet50"
+    if getattr(args, "dataset_format", "native") == "native" and not args.dataset:
+        p.error("--dataset is required (or --dataset-format coco with --train-json, "
+                "--val-json and --images)")
+    return cli.check_args(args, p)
+
+
+def config_overrides(args):
+    overrides = dict(backbones()[args.backbone])
+    if args.image_size:
+        overrides.update(IMAGE_MIN_DIM=args.image_size, IMAGE_MAX_DIM=args.image_size)
+    return overrides
+
+
+def augmentation(args):
+    """Flips, scale/shift/rotation, and brightness/colour changes (imgaug)."""
+    if args.no_augmentation:
+        return None
+    import imgaug.augmenters as iaa
+
+    return iaa.Sequential([
+        iaa.Fliplr(0.5),
+        iaa.Sometimes(0.7, iaa.Affine(scale=(0.7, 1.3), translate_percent=(-0.1, 0.1),
+                                      rotate=(-10, 10))),
+        iaa.Sometimes(0.5, iaa.Multiply((0.7, 1.3))),
+        iaa.Sometimes(0.3, iaa.AddToHueAndSaturation((-20, 20))),
+    ])
+
+
+def load_datasets(args):
+    """The VIA train/ and val/ sets of --dataset."""
+    from mrcnn.cli import limit_images
+
+    sets = []
+    for subset in ("train", "val"):
+        ds = BalloonDataset()
+        ds.load_balloon(args.dataset, subset)
+        limit_images(ds, args.limit)
+        ds.prepare()
+        sets.append(ds)
+    return tuple(sets)
+
+
+def wrap_train(dataset, args):
+    """Photos (up to 2048 px) are decoded, downscaled to the training size and cached in memory
+    once (DownscaledDataset) for training, the validation loss and the per-epoch mAP; the final
+    evaluation reads the validation photos at full resolution."""
+    from mrcnn.dataset_cache import DownscaledDataset
+
+    return DownscaledDataset(dataset, args.image_size or BalloonTrainConfig.IMAGE_MAX_DIM)
+
+
+def after_evaluation(model, val, out_dir, args):
+    """detections.png (four val photos) and splash.png (the first val photo)."""
+    import skimage.io
+
+    from samples.balloon.balloon import color_splash
+    from samples.shapes.train import save_detections_picture
+
+    picture = os.path.join(out_dir, "detections.png")
+    save_detections_picture(model, val, list(val.image_ids[:4]), picture)
+    image = val.load_image(val.image_ids[0])
+    r = model.detect([image], verbose=0)[0]
+    keep = r["scores"] >= 0.7
+    splash = os.path.join(out_dir, "splash.png")
+    skimage.io.imsave(splash, color_splash(image, r["masks"][:, :, keep]), check_contrast=False)
+    return {"picture": picture, "splash": splash, "backbone": args.backbone}
+
+
+def main(argv=None):
+    from mrcnn import cli
+
+    args = parse_args(argv)
+    task = cli.TrainingTask("balloon", BalloonTrainConfig, BalloonInferenceConfig,
+                            load_datasets, augmentation=augmentation,
+                            after_evaluation=after_evaluation,
+                            config_overrides=config_overrides, wrap_train=wrap_train)
+    return cli.run_training(task, args)
+
+
+if __name__ == "__main__":
+    main()

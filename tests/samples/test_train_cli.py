@@ -1,0 +1,245 @@
+"""The training command line shared by samples/*/train.py (mrcnn.cli): parsing, --weights
+resolution, and short real runs of the balloon, COCO-JSON and COCO samples."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mrcnn import cli
+from mrcnn.weights import SHARED_DATA_DIR
+
+BALLOON = os.path.join(SHARED_DATA_DIR, "balloon")
+needs_balloon = pytest.mark.skipif(not os.path.isdir(BALLOON),
+                                   reason=f"real balloon data not found at {BALLOON}")
+# Tiny model and schedule: one epoch of 2 steps of 2 images at 128 px.
+TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--image-size", "128", "--seed", "0",
+        "--workers", "1"]
+
+
+def _parse(argv):
+    p = cli.training_parser("test", "thing", epochs=7, lr_drop_epochs=2)
+    return cli.check_args(p.parse_args(argv), p)
+
+
+def test_shared_options_and_defaults():
+    a = _parse([])
+    assert (a.weights, a.epochs, a.lr_drop_epochs, a.limit, a.seed, a.layers) == \
+        ("none", 7, 2, 0, 0, "all")
+    assert a.out.endswith(os.path.join("results", "thing"))
+    a = _parse(["--dataset", "d", "--weights", "coco", "--logs", "L", "--epochs", "3",
+                "--limit", "4", "--seed", "5"])
+    assert (a.dataset, a.weights, a.logs, a.epochs, a.limit, a.seed) == ("d", "coco", "L", 3, 4, 5)
+    assert a.layers == "heads"  # matterport's fine-tuning default with COCO weights
+    for layers in cli.LAYER_CHOICES:
+        assert _parse(["--weights", "coco", "--layers", layers]).layers == layers
+    assert _parse(["--weights", "some/file.h5"]).weights == "some/file.h5"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layers", "2+"], "invalid choice"),
+    (["--dataset-format", "coco", "--train-json", "x.json"], "--val-json, --images"),
+    (["--dataset-format", "coco", "--train-json", "nope.json", "--val-json", "nope.json",
+      "--images", "."], "--train-json: file not found: nope.json"),
+    (["--limit", "-1"], "--limit"),
+])
+def test_bad_options_fail_naming_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        _parse(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_sample_parsers_share_the_shape(capsys):
+    from samples.balloon import train as balloon_train
+    from samples.coco import train as coco_train
+    from samples.shapes import train as shapes_train
+
+    a = balloon_train.parse_args(["--dataset", "d", "--limit", "3", "--layers", "4+"])
+    assert (a.weights, a.layers, a.limit, a.backbone) == ("none", "4+", 3, "mini")
+    a = balloon_train.parse_args(["--dataset", "d", "--weights", "coco"])
+    assert (a.layers, a.backbone) == ("heads", "resnet101")
+    a = coco_train.parse_args(["--dataset", "d", "--weights", "last", "--epochs", "2"])
+    assert (a.weights, a.epochs, a.layers) == ("last", 2, "all")
+    a = shapes_train.parse_args([])
+    assert (a.epochs, a.lr_drop_epochs, a.val_images, a.weights, a.backbone) == \
+        (30, 8, 50, "none", "mini")
+    for module, argv in ((balloon_train, []), (coco_train, []),
+                         (shapes_train, ["--dataset", "x"])):
+        with pytest.raises(SystemExit):
+            module.parse_args(argv)
+        assert "--dataset" in capsys.readouterr().err
+
+
+class FakeModel:
+    """Records load calls; the weights-resolution logic is what is tested here."""
+
+    def __init__(self, num_classes=2, last=None, imagenet=None):
+        self.config = type("C", (), {"NUM_CLASSES": num_classes})()
+        self._last, self._imagenet = last, imagenet
+        self.calls = []
+
+    def find_last(self):
+        if self._last is None:
+            raise FileNotFoundError("no checkpoint")
+        return self._last
+
+    def get_imagenet_weights(self):
+        return self._imagenet
+
+    def load_weights(self, path, by_name=False, exclude=None, verbose=1):
+        self.calls.append(("load_weights", path, by_name, exclude))
+
+    def load_imagenet_weights(self, path, verbose=1):
+        self.calls.append(("load_imagenet_weights", path))
+
+
+def test_weights_modes_resolve_and_load(tmp_path, monkeypatch):
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"x")
+    model = FakeModel(last=str(weights), imagenet=str(tmp_path / "imagenet.h5"))
+    assert cli.load_initial_weights(model, "none", verbose=0) is None and model.calls == []
+    assert cli.load_initial_weights(model, str(weights), verbose=0) == str(weights)
+    assert model.calls[-1] == ("load_weights", str(weights), True, None)
+    assert cli.load_initial_weights(model, "last", verbose=0) == str(weights)
+    cli.load_initial_weights(model, "imagenet", verbose=0)
+    assert model.calls[-1] == ("load_imagenet_weights", str(tmp_path / "imagenet.h5"))
+    with pytest.raises(FileNotFoundError, match="no_such.h5: no such file"):
+        cli.resolve_weights(model, str(tmp_path / "no_such.h5"))
+
+    # coco: the file in --weights-dir; heads excluded when the class count is not COCO's.
+    coco = tmp_path / cli.COCO_WEIGHTS_NAME
+    coco.write_bytes(b"x")
+    cli.load_initial_weights(model, "coco", weights_dir=str(tmp_path), verbose=0)
+    assert model.calls[-1] == ("load_weights", str(coco), True, cli.HEAD_LAYERS)
+    model81 = FakeModel(num_classes=81)
+    cli.load_initial_weights(model81, "coco", weights_dir=str(tmp_path), verbose=0)
+    assert model81.calls[-1] == ("load_weights", str(coco), True, None)
+
+    # coco, file missing: utils.download_trained_weights(path) fetches it (here: a stand-in).
+    from mrcnn import utils
+
+    fetched = []
+
+    def fake_download(path, verbose=1):
+        fetched.append(path)
+        with open(path, "wb") as f:
+            f.write(b"x")
+
+    monkeypatch.setattr(utils, "download_trained_weights", fake_download)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert cli.resolve_weights(model, "coco", str(other)) == str(other / cli.COCO_WEIGHTS_NAME)
+    assert fetched == [str(other / cli.COCO_WEIGHTS_NAME)]
+
+
+def _check_run(summary, out, val_images):
+    with open(out / "metrics.json") as f:
+        saved = json.load(f)
+    assert saved["mask_mAP50"] == summary["mask_mAP50"]
+    for key in ("mask_mAP50", "bbox_mAP50", "coco_mask_AP", "coco_bbox_AP"):
+        assert 0.0 <= saved[key] <= 1.0 or saved[key] == -1.0, key
+    assert saved["val_images"] == val_images and len(saved["per_image"]) == val_images
+    assert os.path.isfile(saved["checkpoint"])
+    return saved
+
+
+@needs_balloon
+@pytest.mark.slow
+def test_balloon_train_limit_4_writes_metrics_then_resumes(tmp_path, capsys):
+    from samples.balloon import train
+
+    logs, out = tmp_path / "logs", tmp_path / "out"
+    common = ["--dataset", BALLOON, "--limit", "4", "--logs", str(logs), "--out", str(out)]
+    summary = train.main(common + ["--weights", "none"] + TINY)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(out / "metrics.json")
+    assert any(line.startswith("Checkpoints: ") and str(logs) in line for line in printed)
+    saved = _check_run(summary, out, 4)
+    assert saved["train_images"] == 4 and saved["steps"] == 2 and saved["epochs"] == 1
+    for key in ("picture", "splash", "curve"):
+        assert os.path.isfile(saved[key]), key
+    with open(saved["curve_json"]) as f:
+        curve = json.load(f)
+    assert [e["epoch"] for e in curve] == [1] and "val_mask_mAP50" in curve[0]
+    assert np.isfinite(curve[0]["loss"])
+
+    # --weights last continues the same run directory with epoch 2.
+    first_checkpoint = saved["checkpoint"]
+    summary = train.main(common + ["--weights", "last"] + TINY[:1] + ["2"] + TINY[2:])
+    assert summary["epochs"] == 2 and summary["steps"] == 2
+    assert os.path.dirname(summary["checkpoint"]) == os.path.dirname(first_checkpoint)
+    assert summary["checkpoint"].endswith("_0002.h5")
+
+
+@needs_balloon
+@pytest.mark.slow
+def test_balloon_train_from_coco_json(tmp_path):
+    from mrcnn.dataset import Dataset
+
+    if not hasattr(Dataset, "load_coco_json"):
+        pytest.skip("Dataset.load_coco_json is not in this tree yet")
+    from samples.balloon import train
+
+    out = tmp_path / "out"
+    summary = train.main(["--dataset-format", "coco",
+                          "--train-json", os.path.join(BALLOON, "coco", "train.json"),
+                          "--val-json", os.path.join(BALLOON, "coco", "val.json"),
+                          "--images", os.path.join(BALLOON, "train"),
+                          "--val-images", os.path.join(BALLOON, "val"),
+                          "--weights", "none", "--limit", "4", "--logs", str(tmp_path / "logs"),
+                          "--out", str(out)] + TINY)
+    saved = _check_run(summary, out, 4)
+    assert saved["train_images"] == 4
+
+
+@pytest.mark.slow
+def test_coco_train_on_a_generated_coco_set(tmp_path):
+    pytest.importorskip("pycocotools")
+    import skimage.io
+
+    from samples.coco import train
+
+    # A tiny COCO 2017 layout: train and val, one category, squares on a flat background.
+    rng = np.random.default_rng(0)
+    (tmp_path / "annotations").mkdir()
+    for subset, count in (("train", 4), ("val", 2)):
+        (tmp_path / f"{subset}2017").mkdir()
+        images, anns = [], []
+        for i in range(1, count + 1):
+            image = np.full((64, 64, 3), 60, np.uint8)
+            y, x = rng.integers(5, 35, 2)
+            image[y:y + 20, x:x + 20] = 200
+            name = f"{i:012d}.png"
+            skimage.io.imsave(str(tmp_path / f"{subset}2017" / name), image,
+                              check_contrast=False)
+            images.append({"id": i, "file_name": name, "height": 64, "width": 64})
+            poly = [int(v) for v in (x, y, x + 20, y, x + 20, y + 20, x, y + 20)]
+            anns.append({"id": i, "image_id": i, "category_id": 5, "iscrowd": 0,
+                         "segmentation": [poly], "area": 400.0,
+                         "bbox": [int(x), int(y), 20, 20]})
+        (tmp_path / "annotations" / f"instances_{subset}2017.json").write_text(json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": 5, "name": "sq"}]}))
+    out = tmp_path / "out"
+    summary = train.main(["--dataset", str(tmp_path), "--year", "2017", "--weights", "none",
+                          "--backbone", "mini", "--images-per-step", "1",
+                          "--logs", str(tmp_path / "logs"), "--out", str(out)] + TINY)
+    saved = _check_run(summary, out, 2)
+    assert saved["train_images"] == 4 and saved["layers"] == "all"
+
+
+def test_learning_curve_files_and_resume(tmp_path):
+    from mrcnn.learning_curve import LearningCurve, read_curve
+
+    entries = [{"epoch": e, "loss": 3.0 / e, "val_loss": 4.0 / e} for e in (1, 2, 3)]
+    entries[1].update(val_mask_mAP50=0.25, val_bbox_mAP50=0.3)
+    curve = LearningCurve(None, None, "unused_{epoch:04d}.h5", initial=entries)
+    json_path, png_path = curve.save(str(tmp_path / "curve"), title="t")
+    with open(png_path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert read_curve(json_path, 2) == entries[:2]
+    assert read_curve(str(tmp_path / "missing.json"), 2) == []
+    # Keras' epoch index 2 is epoch 3: its new entry replaces the earlier one.
+    curve.on_epoch_end(2, {"loss": 0.5})
+    assert [e["epoch"] for e in curve.epochs] == [1, 2, 3]
+    assert curve.epochs[-1]["loss"] == 0.5 and "val_loss" not in curve.epochs[-1]

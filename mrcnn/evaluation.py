@@ -314,15 +314,21 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
 
     Returns a dict: mask_mAP50 (dataset-level VOC mAP at iou_threshold with mask IoU),
     bbox_mAP50 (box IoU), per_class_AP50 {class name: AP}, coco_segm and coco_bbox (COCOeval
-    stats dicts), images, seconds.
+    stats dicts), images, seconds; for a model with a keypoint head (Config.NUM_KEYPOINTS > 0)
+    and a dataset with load_keypoints, also coco_keypoints (OKS AP, COCOeval "keypoints" with
+    the config's sigmas; see mrcnn.keypoint_evaluation).
     """
     import keras
+
+    from mrcnn import keypoint_evaluation as kpe
 
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     if limit:
         image_ids = image_ids[:limit]
     start = time.time()
-    gts, preds, coco_results = [], [], []
+    gts, preds, coco_results, keypoint_results = [], [], [], []
+    with_keypoints = bool(getattr(model.config, "NUM_KEYPOINTS", 0)) and \
+        hasattr(dataset, "load_keypoints")
     bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
     for n, image_id in enumerate(image_ids):
         image = dataset.load_image(image_id)
@@ -336,6 +342,9 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
         r = model.detect([image])[0]
         preds.append(r)
         coco_results += detections_to_coco(dataset, image_id, r)
+        if with_keypoints:
+            gts[-1]["keypoints"] = np.asarray(dataset.load_keypoints(image_id))
+            keypoint_results += kpe.keypoint_results(image_id, r, int)
         if bar:
             bar.update(n + 1)
     mask_map, per_class = voc_map(gts, preds, iou_threshold, use_masks=True)
@@ -348,6 +357,10 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
         "coco_segm": coco_metrics(coco_gt, coco_results, "segm", image_ids),
         "coco_bbox": coco_metrics(coco_gt, coco_results, "bbox", image_ids),
         "images": len(image_ids),
-        "seconds": time.time() - start,
     }
+    if with_keypoints:
+        keypoint_gt = kpe.build_keypoint_gt(image_ids, gts, int, model.config.KEYPOINT_NAMES)
+        metrics["coco_keypoints"] = kpe.keypoint_metrics(
+            keypoint_gt, keypoint_results, kpe.oks_sigmas(model.config), image_ids)
+    metrics["seconds"] = time.time() - start
     return metrics

@@ -106,25 +106,12 @@ def keypoint_metrics(coco_gt, results, sigmas, image_ids=None, verbose=0):
 
 def evaluate_keypoints(model, dataset, image_ids=None, limit=0, verbose=1):
     """OKS AP of an inference MaskRCNN with a keypoint head on a prepared Dataset that has
-    load_keypoints(image_id). Categories are the dataset's internal class ids. Returns
-    keypoint_metrics' dict plus "images"."""
-    import keras
+    load_keypoints(image_id): evaluation.evaluate_dataset's "coco_keypoints" (categories are
+    the dataset's internal class ids), with "images"."""
+    from mrcnn.evaluation import evaluate_dataset
 
-    sigmas = oks_sigmas(model.config)
-    image_ids = list(dataset.image_ids if image_ids is None else image_ids)
-    if limit:
-        image_ids = image_ids[:limit]
-    gts, results = [], []
-    bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
-    for n, image_id in enumerate(image_ids):
-        masks, class_ids = dataset.load_mask(image_id)
-        gts.append({"masks": np.asarray(masks, bool), "class_ids": np.asarray(class_ids),
-                    "keypoints": np.asarray(dataset.load_keypoints(image_id))})
-        r = model.detect([dataset.load_image(image_id)])[0]
-        results += keypoint_results(image_id, r, int)
-        if bar:
-            bar.update(n + 1)
-    coco = build_keypoint_gt(image_ids, gts, int, model.config.KEYPOINT_NAMES)
-    stats = keypoint_metrics(coco, results, sigmas, image_ids)
-    stats["images"] = len(image_ids)
-    return stats
+    if not (model.config.NUM_KEYPOINTS and hasattr(dataset, "load_keypoints")):
+        raise ValueError("evaluate_keypoints needs a model with NUM_KEYPOINTS > 0 and a dataset "
+                         "with load_keypoints(image_id)")
+    metrics = evaluate_dataset(model, dataset, image_ids, limit, verbose=verbose)
+    return dict(metrics["coco_keypoints"], images=metrics["images"])

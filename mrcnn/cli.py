@@ -7,6 +7,7 @@ Every sample's train.py takes the same options::
                             COCO JSON from any annotation tool instead (Dataset.load_coco_json)
     --weights coco|imagenet|last|none|PATH
     --logs DIR --epochs N --layers heads|3+|4+|5+|all --limit N --seed N
+    --strategy default|mirrored|multiworker
 
 and runs the same steps (run_training): load the data, build the model, print where the
 checkpoints go, initialise the weights, train (the last --lr-drop-epochs at a tenth of the
@@ -120,6 +121,13 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
     p.add_argument("--limit", type=int, default=0,
                    help="use only the first N training and N validation images (0: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
+                   default="default",
+                   help="tf.distribute strategy (mrcnn.distributed.make_strategy): mirrored "
+                        "over this machine's GPUs, or multiworker across the processes in "
+                        "TF_CONFIG (python -m mrcnn.distributed launch ... starts them on one "
+                        "machine). The config's global batch is split over the replicas; "
+                        "only the chief writes checkpoints and results")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     p.add_argument("--curve-every", type=int, default=1,
                    help="evaluate val mAP for the learning curve every N epochs (0: never)")
@@ -259,8 +267,15 @@ def per_image_figures(dataset, image_ids, results, iou_threshold=0.5):
     return rows
 
 
-def _config_classes(task, args, train_set):
+def _config_classes(task, args, train_set, replicas=1):
     overrides = dict(task.config_overrides(args))
+    if replicas > 1:
+        # The sample's global batch (IMAGES_PER_GPU * GPU_COUNT), split over the replicas.
+        batch = task.train_config.IMAGES_PER_GPU * task.train_config.GPU_COUNT
+        if batch % replicas:
+            raise ValueError(f"the batch of {batch} images does not split over {replicas} "
+                             "replicas")
+        overrides.update(GPU_COUNT=replicas, IMAGES_PER_GPU=batch // replicas)
     if args.steps_per_epoch:
         overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
     if args.lr:
@@ -290,12 +305,21 @@ def run_training(task, args):
         train_set, val_set = task.load_datasets(args)
     train_set = task.wrap_train(train_set, args)
     val_during_training = task.wrap_train(val_set, args)
-    train_cls, infer_cls = _config_classes(task, args, train_set)
+    strategy, chief = None, True
+    if getattr(args, "strategy", "default") != "default":
+        from mrcnn import distributed
+
+        strategy = distributed.make_strategy(args.strategy)
+        chief = distributed.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    train_cls, infer_cls = _config_classes(task, args, train_set, replicas)
+    # The inference model (learning curve, evaluation) runs on one device.
+    infer_cls = type(infer_cls.__name__, (infer_cls,), {"GPU_COUNT": 1})
     config = train_cls()
     print(f"Training images: {len(train_set.image_ids)}, validation images: "
           f"{len(val_set.image_ids)}, classes: {train_set.class_names[1:]}")
 
-    model = modellib.MaskRCNN("training", config, args.logs)
+    model = modellib.MaskRCNN("training", config, args.logs, strategy=strategy)
     loaded = load_initial_weights(model, args.weights, args.weights_dir)
     first = model.epoch
     print(f"Checkpoints: {model.checkpoint_path.format(epoch=first + 1)} and on "
@@ -303,7 +327,7 @@ def run_training(task, args):
 
     inference = modellib.MaskRCNN("inference", infer_cls(), args.logs)
     curve = None
-    if args.curve_every:
+    if args.curve_every and chief:  # the curve reads the checkpoints only the chief writes
         from mrcnn.learning_curve import read_curve
 
         stem = os.path.join(args.out, "curve")
@@ -324,6 +348,9 @@ def run_training(task, args):
                     epochs=args.epochs, seed=args.seed + 1, **common)
     steps = (model.epoch - first) * config.STEPS_PER_EPOCH
     train_seconds = time.time() - start
+    if not chief:
+        print(f"worker done after {steps} steps; the chief evaluates and writes the results")
+        return {"steps": steps, "chief": False}
 
     checkpoint = model.checkpoint_path.format(epoch=model.epoch) if model.epoch > first \
         else loaded

@@ -25,6 +25,7 @@ if ROOT not in sys.path:
 
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
+from mrcnn.video import color_splash  # noqa: E402  (matterport's balloon.color_splash)
 
 logger = logging.getLogger(__name__)
 DEFAULT_CLASS = "balloon"
@@ -157,21 +158,6 @@ def train(model, dataset_dir, epochs=30, layers="heads", augmentation=None):
                        epochs=epochs, layers=layers, augmentation=augmentation)
 
 
-def color_splash(image, mask):
-    """Grayscale image with the original colors kept where any instance mask is set.
-
-    image: [H, W, 3] RGB; mask: [H, W, N] bool. Returns [H, W, 3] uint8.
-    """
-    import skimage.color
-
-    gray = (skimage.color.gray2rgb(skimage.color.rgb2gray(image)) * 255).astype(np.uint8)
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] > 0:
-        keep = np.sum(mask, -1, keepdims=True) >= 1
-        return np.where(keep, image, gray).astype(np.uint8)
-    return gray
-
-
 def detect_and_color_splash(model, image_path=None, video_path=None, out_dir="."):
     """Color splash of an image file or a video file; returns the path written.
 
@@ -192,33 +178,12 @@ def detect_and_color_splash(model, image_path=None, video_path=None, out_dir="."
         out = os.path.join(out_dir, f"splash_{stamp}.png")
         skimage.io.imsave(out, color_splash(image, r["masks"]), check_contrast=False)
         return out
-    import cv2
-    import keras
+    # Videos go through mrcnn.video (frames streamed, batched detect(), resumable); every
+    # detection is splashed at once (min_hits=1), as matterport's frame-by-frame splash did.
+    from mrcnn.video import segment_video
 
-    capture = cv2.VideoCapture(video_path)
-    if not capture.isOpened():
-        raise ValueError(f"cannot open video {video_path}")
-    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     out = os.path.join(out_dir, f"splash_{stamp}.avi")
-    writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    bar = keras.utils.Progbar(total, unit_name="frame")
-    count = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            image = frame[..., ::-1]  # BGR -> RGB
-            r = model.detect([image], verbose=0)[0]
-            writer.write(color_splash(image, r["masks"])[..., ::-1].copy())
-            count += 1
-            bar.update(count)
-    finally:
-        capture.release()
-        writer.release()
+    segment_video(model, video_path, output=out, style="splash", fourcc="MJPG", min_hits=1)
     return out
 
 

@@ -243,3 +243,47 @@ def test_learning_curve_files_and_resume(tmp_path):
     curve.on_epoch_end(2, {"loss": 0.5})
     assert [e["epoch"] for e in curve.epochs] == [1, 2, 3]
     assert curve.epochs[-1]["loss"] == 0.5 and "val_loss" not in curve.epochs[-1]
+
+
+def test_strategy_splits_the_global_batch_over_replicas():
+    from samples.shapes import train as shapes_train
+
+    args = shapes_train.parse_args(["--strategy", "multiworker"])
+    assert args.strategy == "multiworker"
+    task = cli.TrainingTask("shapes", shapes_train.ShapesTrainConfig,
+                            shapes_train.ShapesInferenceConfig, None)
+
+    class Two:
+        num_classes = shapes_train.ShapesTrainConfig.NUM_CLASSES
+
+    train_cls, _ = cli._config_classes(task, args, Two(), replicas=2)
+    config = train_cls()
+    assert (config.GPU_COUNT, config.IMAGES_PER_GPU, config.BATCH_SIZE) == (2, 2, 4)
+    with pytest.raises(ValueError, match="does not split over 3 replicas"):
+        cli._config_classes(task, args, Two(), replicas=3)
+
+
+@pytest.mark.slow
+def test_launcher_runs_the_shapes_sample_on_two_workers(tmp_path):
+    """The README's multi-worker command, as written, on one machine: two worker processes
+    train together; only the chief writes checkpoints and results."""
+    import subprocess
+    import sys
+
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    logs, out = tmp_path / "logs", tmp_path / "out"
+    cmd = [sys.executable, "-m", "mrcnn.distributed", "launch", "--workers", "2", "--",
+           os.path.join(root, "samples", "shapes", "train.py"), "--strategy", "multiworker",
+           "--epochs", "1", "--steps-per-epoch", "2", "--limit", "4", "--workers", "1",
+           "--curve-every", "0", "--logs", str(logs), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                          timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = os.listdir(logs)
+    assert len(runs) == 1  # the other worker wrote to a temporary directory, now removed
+    assert "mask_rcnn_shapes_0001.h5" in os.listdir(logs / runs[0])
+    with open(out / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["steps"] == 2 and metrics["images_per_step"] == 4
+    assert "[worker 1]" in done.stdout + done.stderr

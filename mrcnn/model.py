@@ -226,10 +226,11 @@ class MaskRCNN:
         """Trains up to `epochs` (cumulative: a model at epoch 3 with epochs=5 runs 2 more).
 
         layers: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
-        augmentation: imgaug augmenter for training images; no_augmentation_sources: dataset
-        sources never augmented. seed: the data order and augmentation seed (None: random, or
-        the resumed checkpoint's). Losses go to the progress bar, the returned History and
-        TensorBoard logs in self.log_dir.
+        val_dataset: validated on after every epoch (VALIDATION_STEPS batches); None: no
+        validation. augmentation: imgaug augmenter for training images;
+        no_augmentation_sources: dataset sources never augmented. seed: the data order and
+        augmentation seed (None: random, or the resumed checkpoint's). Losses go to the
+        progress bar, the returned History and TensorBoard logs in self.log_dir.
 
         Checkpoints (README "When training stops"): mask_rcnn_<name>_<EEEE>.h5 per epoch, and
         resume_<name>.h5 (weights, optimizer state, position, seed) at every epoch end and
@@ -267,9 +268,9 @@ class MaskRCNN:
 
         train_gen = generator(seed)
         seed = train_gen.seed
-        val_gen = DataGenerator(val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS,
-                                seed=seed + 1, workers=workers,
-                                use_multiprocessing=use_multiprocessing)
+        val_gen = None if val_dataset is None else DataGenerator(
+            val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS, seed=seed + 1,
+            workers=workers, use_multiprocessing=use_multiprocessing)
         os.makedirs(self.log_dir, exist_ok=True)
         if verbose:
             at = f"epoch {self.epoch}" + (f", step {start_step}" if start_step else "")
@@ -301,7 +302,8 @@ class MaskRCNN:
                 list(custom_callbacks or [])
             return trainer.fit(gen, initial_epoch=first_epoch, epochs=last_epoch,
                                steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                               validation_data=val_gen, validation_steps=config.VALIDATION_STEPS,
+                               validation_data=val_gen,
+                               validation_steps=config.VALIDATION_STEPS if val_gen else None,
                                # The generator orders its batches (seeded); Keras' shuffle
                                # would reorder them with Python's global random state.
                                shuffle=False, verbose=verbose)

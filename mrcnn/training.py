@@ -237,7 +237,8 @@ class TrainingModel(keras.Model):
         finite = tf.reduce_all(tf.stack(checks))
         ctx = self._replicas()
         if ctx is not None:
-            finite = ctx.all_reduce(tf.distribute.ReduceOp.MIN, tf.cast(finite, tf.float32)) > 0
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+            finite = bad < 0.5
         return finite
 
     def _apply_if_finite(self, finite, grads):

@@ -92,7 +92,8 @@ CHILD = textwrap.dedent("""
             Count.steps += 1
             time.sleep(pause)  # widens the window in which the parent kills this process
 
-    model.train(shapes(24, 0), shapes(4, 1), MiniConfig.LEARNING_RATE, epochs=3, layers="all",
+    # No validation data: one traced step fewer (validation does not change the weights).
+    model.train(shapes(24, 0), None, MiniConfig.LEARNING_RATE, epochs=3, layers="all",
                 seed=3, workers=1, verbose=0, custom_callbacks=[Count()])
     np.savez(out, *model.keras_model.get_weights())
     print(json.dumps({"steps_run": Count.steps, "start": start, "log_dir": model.log_dir,
@@ -198,7 +199,7 @@ def test_nonfinite_batches_are_skipped_then_stop_the_run(tmp_path, caplog):
     model = modellib.MaskRCNN("training", config, str(tmp_path))
     with caplog.at_level(logging.WARNING), \
             pytest.raises(training.NonFiniteLossError) as err:
-        model.train(train, shapes(4, 1), config.LEARNING_RATE, epochs=3, layers="all", seed=11,
+        model.train(train, None, config.LEARNING_RATE, epochs=3, layers="all", seed=11,
                     workers=1, verbose=0)
     # The isolated bad step was skipped and reported with its images.
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped")]
@@ -228,6 +229,71 @@ def test_nonfinite_batches_are_skipped_then_stop_the_run(tmp_path, caplog):
             for s, c in zip(saved, current):
                 assert np.all(np.isfinite(c))
                 np.testing.assert_array_equal(s, c)
+
+
+DISTRIBUTED = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import numpy as np
+    from mrcnn import model as modellib
+    from mrcnn.data_generator import DataGenerator
+    from tests.test_training_resume import MiniConfig, shapes
+
+    class C(MiniConfig):
+        NAME = "dist"
+        GPU_COUNT = 2          # replicas
+        IMAGES_PER_GPU = 1     # per replica: global batch 2
+
+    config = C()
+    keras.utils.set_random_seed(0)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    model = modellib.MaskRCNN("training", config, sys.argv[1], strategy=strategy)
+    model.set_trainable("all", verbose=0)
+    trainer = model.compile(0.01, 0.9)
+    good = DataGenerator(shapes(4, 0), config, batch_size=2, steps=1, seed=0)[0][0]
+    bad = dict(good, input_image=good["input_image"].copy())
+    bad["input_image"][1] = np.inf  # only the second replica's image
+    step = tf.function(lambda x: strategy.run(trainer.train_step, args=(x,)))
+
+    def run(batch):
+        def shard(ctx):
+            i = ctx.replica_id_in_sync_group
+            return {k: v[i:i + 1] for k, v in batch.items()}
+        step(strategy.experimental_distribute_values_from_function(shard))
+
+    before = model.keras_model.get_weights()
+    run(bad)
+    # Neither replica applied the update: weights, BatchNorm statistics, optimizer unchanged.
+    assert int(trainer.optimizer.iterations.numpy()) == 0
+    assert float(trainer.step_finite.numpy()) == 0.0
+    assert sorted(trainer.step_image_ids.numpy().tolist()) == sorted(
+        good["input_image_meta"][:, 0].astype(int).tolist())
+    assert np.isnan(trainer.step_losses.numpy()[0])
+    for a, b in zip(before, model.keras_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    run(good)
+    assert int(trainer.optimizer.iterations.numpy()) == 1
+    assert float(trainer.step_finite.numpy()) == 1.0
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, model.keras_model.get_weights()))
+    print("changed", changed, "of", len(before))
+    assert changed > 100
+""")
+
+
+@pytest.mark.slow
+def test_nonfinite_guard_agrees_across_replicas(tmp_path):
+    """A MirroredStrategy step over 2 logical CPUs where one replica's image is inf: no
+    replica applies the update (the finiteness flag is reduced over replicas)."""
+    script = tmp_path / "dist.py"
+    script.write_text(DISTRIBUTED)
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
+    assert "changed" in out.stdout
 
 
 # ---------------------------------------------------------------------- checkpoint files

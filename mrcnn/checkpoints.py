@@ -71,12 +71,16 @@ class TrainingState:
 
     def write(self, f):
         """Writes the state into the group STATE_GROUP of an open h5py.File."""
+        import h5py
+
         g = f.create_group(STATE_GROUP)
         g.attrs["version"] = STATE_VERSION
         for key in self.SCALARS:
             g.attrs[key] = int(getattr(self, key))
         g.attrs["weights_file"] = self.weights_file
-        g.attrs["trainable"] = [p.encode("utf8") for p in self.trainable]
+        # A dataset, not an attribute: HDF5 attributes are limited to 64 KiB.
+        g.create_dataset("trainable", data=[p.encode("utf8") for p in self.trainable],
+                         dtype=h5py.string_dtype())
         for kind in ("optimizer", "rng"):
             sub = g.create_group(kind)
             for i, (path, value) in enumerate(getattr(self, kind)):
@@ -84,8 +88,9 @@ class TrainingState:
                 d.attrs["path"] = path
 
     @classmethod
-    def read(cls, f):
-        """The state in an open h5py.File, or None when the file has none."""
+    def read(cls, f, arrays=True):
+        """The state in an open h5py.File, or None when the file has none. arrays=False
+        reads only the position and scalars (cheap: no optimizer arrays)."""
         if STATE_GROUP not in f:
             return None
         g = f[STATE_GROUP]
@@ -97,10 +102,12 @@ class TrainingState:
             return v.decode("utf8") if isinstance(v, bytes) else str(v)
 
         values = {key: int(g.attrs[key]) for key in cls.SCALARS}
+        values["weights_file"] = text(g.attrs["weights_file"])
+        if not arrays:
+            return cls(**values)
         lists = {kind: [(text(g[kind][k].attrs["path"]), np.asarray(g[kind][k]))
                         for k in sorted(g[kind])] for kind in ("optimizer", "rng")}
-        return cls(trainable=[text(p) for p in g.attrs["trainable"]],
-                   weights_file=text(g.attrs["weights_file"]), **values, **lists)
+        return cls(trainable=[text(p) for p in g["trainable"][()]], **values, **lists)
 
     @property
     def position(self):
@@ -159,12 +166,13 @@ def write_checkpoint(keras_model, path, state=None):
     save_weights_h5(keras_model, path, extra=None if state is None else state.write)
 
 
-def read_training_state(path):
-    """The TrainingState stored in a checkpoint file, or None if it holds none."""
+def read_training_state(path, arrays=True):
+    """The TrainingState stored in a checkpoint file, or None if it holds none. arrays=False:
+    position and scalars only (see TrainingState.read)."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        return TrainingState.read(f)
+        return TrainingState.read(f, arrays=arrays)
 
 
 def checkpoint_problem(path, need_state=False):
@@ -184,7 +192,7 @@ def checkpoint_problem(path, need_state=False):
                        if (n.decode("utf8") if isinstance(n, bytes) else n) not in root]
             if missing:
                 return f"{len(missing)} listed layer(s) missing, e.g. {missing[0]!r}"
-            if need_state and TrainingState.read(f) is None:
+            if need_state and TrainingState.read(f, arrays=False) is None:
                 return f"no {STATE_GROUP} group"
     except Exception as e:  # h5py raises OSError, KeyError, ValueError... on damaged files
         return f"unreadable ({type(e).__name__}: {e})"
@@ -202,7 +210,7 @@ def _candidates(run_dir, name):
     resume = resume_file(run_dir, name)
     if os.path.isfile(resume):
         try:
-            state = read_training_state(resume)
+            state = read_training_state(resume, arrays=False)
         except Exception:  # damaged: checked first, so that the warning says why
             state = None
         position = state.position if state is not None else (float("inf"), 0)
@@ -251,9 +259,9 @@ def state_for_weights(path, name):
     resume = resume_file(log_dir, name)
     if not os.path.isfile(resume) or checkpoint_problem(resume, need_state=True):
         return None
-    state = read_training_state(resume)
+    state = read_training_state(resume, arrays=False)
     if state.position == (epoch, 0) and state.weights_file == os.path.basename(path):
-        return state
+        return read_training_state(resume)
     return None
 
 

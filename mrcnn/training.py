@@ -111,11 +111,21 @@ class NonFiniteLossError(FloatingPointError):
 def _moving_statistics(net):
     """Variables that the forward pass itself updates: the moving mean and variance of
     BatchNorm layers that train (frozen ones never update theirs)."""
+    def walk(layers):
+        for layer in layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from walk(layer.layers)
+            inner = getattr(layer, "layer", None)  # TimeDistributed
+            if isinstance(inner, keras.layers.Layer):
+                yield from walk([inner])
+
     found = []
-    for layer in net._flatten_layers(include_self=False, recursive=True):
+    for layer in walk(net.layers):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable \
                 and not getattr(layer, "frozen", False):
-            found += [layer.moving_mean, layer.moving_variance]
+            found += [v for v in (layer.moving_mean, layer.moving_variance)
+                      if not any(v is f for f in found)]  # a shared layer counts once
     return found
 
 

@@ -147,6 +147,17 @@ class Config:
     # the low precision with float32 weights; box geometry, NMS, RoIAlign sampling, the output
     # softmax/sigmoid layers and every loss stay float32.
     MIXED_PRECISION = None
+    # Resumable training (README "When training stops"). Besides the per-epoch checkpoints,
+    # train() keeps <log_dir>/resume_<name>.h5 with the weights, optimizer state and data
+    # position, written at each epoch end and, when this is a positive integer, every
+    # CHECKPOINT_EVERY_STEPS training steps. None: at epoch ends only.
+    CHECKPOINT_EVERY_STEPS = None
+    # A step whose loss or gradients are not finite is not applied. After this many consecutive
+    # such steps training stops with NonFiniteLossError (naming the step, losses and images).
+    MAX_NONFINITE_STEPS = 5
+    # Keep only the newest KEEP_CHECKPOINTS per-epoch checkpoint files of a run (older ones are
+    # deleted after each save). None keeps all of them, as matterport did.
+    KEEP_CHECKPOINTS = None
 
     # --- mrcnn: architecture switches (torchvision's Mask R-CNN: see mrcnn/presets.py) ---
     # Every default is matterport's behaviour (mask_rcnn_coco.h5 needs them).
@@ -241,10 +252,12 @@ class Config:
         def fail(attr, msg):
             raise ConfigError(f"{type(self).__name__}.{attr} = {getattr(self, attr)!r}: {msg}")
 
-        def positive_int(attr):
+        def positive_int(attr, or_none=False):
             v = getattr(self, attr)
+            if or_none and v is None:
+                return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                fail(attr, "must be a positive integer")
+                fail(attr, "must be a positive integer" + (" or None" if or_none else ""))
 
         def fraction(attr, low_open=False):
             v = getattr(self, attr)
@@ -255,6 +268,9 @@ class Config:
 
         if self.NAME is not None and (not isinstance(self.NAME, str) or not self.NAME):
             fail("NAME", "must be a non-empty string")
+        for attr in ("CHECKPOINT_EVERY_STEPS", "KEEP_CHECKPOINTS"):
+            positive_int(attr, or_none=True)
+        positive_int("MAX_NONFINITE_STEPS")
         for attr in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "VALIDATION_STEPS",
                      "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "RPN_ANCHOR_STRIDE",
                      "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",

@@ -229,7 +229,13 @@ class DataGenerator(keras.utils.PyDataset):
         batch_size: images per batch (default config.BATCH_SIZE).
         steps: batches per epoch (default config.STEPS_PER_EPOCH).
         seed: base seed; batch contents depend only on (seed, epoch, index).
+        first_step: the generator yields batches first_step..steps-1 of each epoch (len() is
+            steps - first_step): a run resumed in the middle of an epoch (MaskRCNN.train)
+            continues with the batches the interrupted run would have seen.
         workers, use_multiprocessing, max_queue_size: as keras.utils.PyDataset.
+
+    Batch idx of epoch e is the global batch e * steps + first_step + idx (see batch()); set
+    `epoch` before an epoch's batches are requested (training.GeneratorEpoch does).
 
     A batch is a 1-tuple holding a dict keyed by the training model's input names:
     input_image [B, H, W, C] float32 (molded), input_image_meta, input_rpn_match [B, A, 1],
@@ -240,7 +246,7 @@ class DataGenerator(keras.utils.PyDataset):
     def __init__(self, dataset, config, shuffle=True, augmentation=None, random_rois=0,
                  detection_targets=False, no_augmentation_sources=None, batch_size=None,
                  steps=None, seed=None, workers=1, use_multiprocessing=False,
-                 max_queue_size=10):
+                 max_queue_size=10, first_step=0):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                          max_queue_size=max_queue_size)
         if len(dataset.image_ids) == 0:
@@ -259,10 +265,17 @@ class DataGenerator(keras.utils.PyDataset):
         self.batch_size = int(batch_size or config.BATCH_SIZE)
         self.steps = int(steps or config.STEPS_PER_EPOCH)
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        self.first_step = int(first_step)
+        if not 0 <= self.first_step < self.steps:
+            raise ValueError(f"first_step must be in [0, steps={self.steps}), got {first_step}")
         self.epoch = 0
 
     def __len__(self):
-        return self.steps
+        return self.steps - self.first_step
+
+    def describe_image(self, image_id):
+        """'image_id 7 (source 'shapes', id 7, ...)': an image of the dataset, for messages."""
+        return _describe(self.dataset, int(image_id))
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -287,7 +300,7 @@ class DataGenerator(keras.utils.PyDataset):
             raise type(e)(f"{e} [while loading {_describe(self.dataset, image_id)}]") from e
 
     def __getitem__(self, idx):
-        return (self.batch(self.epoch * self.steps + int(idx)),)
+        return (self.batch(self.epoch * self.steps + self.first_step + int(idx)),)
 
     def batch(self, batch_number):
         """The batch at a global batch number (a pure function of seed and batch_number)."""

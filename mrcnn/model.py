@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import builder, distributed, inference, training
+from mrcnn import builder, checkpoints, distributed, inference, training
 from mrcnn import weights as weights_io
 from mrcnn.backbone import build_backbone, fpn_graph
 from mrcnn.backbone.resnet import conv_block, identity_block, resnet_graph
@@ -122,14 +122,19 @@ class MaskRCNN:
 
     # ------------------------------------------------------------------ checkpoints
     def find_last(self):
-        """Path of the newest checkpoint of this config's NAME in model_dir."""
+        """Path of the newest good checkpoint of this config's NAME in model_dir: the newest
+        run's latest per-epoch file, or its resume_<name>.h5 when that is further (a run
+        stopped mid-epoch). Truncated or unreadable files are skipped with a warning naming
+        them (checkpoints.find_last_checkpoint)."""
         return training.find_last_checkpoint(self.model_dir, self.config.NAME)
 
     def load_weights(self, filepath, by_name=False, exclude=None, skip_mismatch=False,
                      verbose=1):
         """Loads weights from a Keras 2 layout h5 file (matterport's files and mrcnn
         checkpoints) or a Keras 3 '.weights.h5' file, then points the log directory at the
-        checkpoint's run so that train() continues its epoch count.
+        checkpoint's run so that train() continues its epoch count. When the file is a run's
+        resume_<name>.h5, or the per-epoch file written with it, the next train() also
+        restores the optimizer state and continues at the stored step with the same batches.
 
         exclude: layer names to skip (implies by_name). Returns a weights.LoadReport (None for
         a Keras 3 file)."""
@@ -145,6 +150,10 @@ class MaskRCNN:
                                              exclude=exclude, skip_mismatch=skip_mismatch,
                                              verbose=verbose)
         self.set_log_dir(filepath)
+        try:
+            self.resume_state = checkpoints.state_for_weights(filepath, self.config.NAME)
+        except Exception as e:  # a damaged state must not prevent using the weights
+            logger.warning("Ignoring the training state of %s: %s", filepath, e)
         return report
 
     def save_weights(self, filepath):
@@ -190,12 +199,17 @@ class MaskRCNN:
 
     def set_log_dir(self, model_path=None):
         """Sets self.log_dir, self.checkpoint_path and self.epoch: a new run directory, or the
-        run of model_path when it follows the checkpoint naming scheme (training module)."""
+        run of model_path when it follows the checkpoint naming scheme (checkpoints module;
+        for a resume_<name>.h5 file, epoch is the number of epochs it completed)."""
         self.epoch = 0
+        self.resume_state = None  # set by load_weights
         parsed = training.parse_checkpoint_path(model_path, self.config.NAME) \
             if model_path else None
         if parsed:
             self.log_dir, self.epoch = parsed
+        elif model_path and checkpoints.is_resume_file(model_path, self.config.NAME):
+            self.log_dir = os.path.dirname(os.path.abspath(model_path))
+            self.epoch = checkpoints.read_training_state(model_path).epoch
         else:
             self.log_dir = training.log_dir_for(self.model_dir, self.config.NAME,
                                                 datetime.datetime.now())
@@ -220,7 +234,8 @@ class MaskRCNN:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.trainer = training.TrainingModel(
                 self.keras_model, self.config.LOSS_WEIGHTS, self.config.WEIGHT_DECAY,
-                output_names=builder.training_output_names(self.config))
+                output_names=builder.training_output_names(self.config),
+                batch_size=self.config.BATCH_SIZE)
             self.trainer.compile(optimizer=optimizer, jit_compile=False)
         return self.trainer
 
@@ -230,55 +245,115 @@ class MaskRCNN:
         """Trains up to `epochs` (cumulative: a model at epoch 3 with epochs=5 runs 2 more).
 
         layers: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
-        augmentation: imgaug augmenter for training images; no_augmentation_sources: dataset
-        sources never augmented. A checkpoint is written per epoch in self.log_dir; losses go
-        to the progress bar, the returned History and TensorBoard logs in self.log_dir.
+        val_dataset: validated on after every epoch (VALIDATION_STEPS batches); None: no
+        validation. augmentation: imgaug augmenter for training images;
+        no_augmentation_sources: dataset sources never augmented. seed: the data order and
+        augmentation seed (None: random, or the resumed checkpoint's). Losses go to the
+        progress bar, the returned History and TensorBoard logs in self.log_dir.
+
+        Checkpoints (README "When training stops"): mask_rcnn_<name>_<EEEE>.h5 per epoch, and
+        resume_<name>.h5 (weights, optimizer state, position, seed) at every epoch end and
+        every Config.CHECKPOINT_EVERY_STEPS steps. After load_weights of such a checkpoint,
+        train() restores the optimizer and continues at its step with the batches the
+        interrupted run would have seen. Steps whose loss or gradients are not finite are not
+        applied; Config.MAX_NONFINITE_STEPS consecutive ones raise
+        training.NonFiniteLossError.
         """
         if self.mode != "training":
             raise ValueError("Create model in training mode.")
         config = self.config
+        steps = config.STEPS_PER_EPOCH
+        state, start_step = self.resume_state, 0
+        if state is not None:
+            if seed is None:
+                seed = state.seed
+            elif seed != state.seed:
+                logger.warning("seed=%s differs from the checkpoint's data seed %s: the batches "
+                               "after the resume differ from the interrupted run's", seed,
+                               state.seed)
+            if (state.steps_per_epoch, state.batch_size) != (steps, config.BATCH_SIZE):
+                logger.warning("The checkpoint was written with STEPS_PER_EPOCH=%d, "
+                               "BATCH_SIZE=%d; now %d, %d: the data position differs",
+                               state.steps_per_epoch, state.batch_size, steps, config.BATCH_SIZE)
+            start_step = state.step if state.step < steps else 0
         cpu = os.cpu_count() or 1
         workers = workers if workers is not None else min(cpu, 4)
-        train_gen = DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
-                                  no_augmentation_sources=no_augmentation_sources, seed=seed,
-                                  workers=workers, use_multiprocessing=use_multiprocessing)
-        val_gen = DataGenerator(val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS,
-                                seed=None if seed is None else seed + 1, workers=workers,
-                                use_multiprocessing=use_multiprocessing)
-        train_gen.epoch = self.epoch
-        train_data, val_data = train_gen, val_gen
-        if distributed.num_workers(self.strategy) > 1:
-            # Each replica gets its slice of global batch k (see mrcnn.distributed).
-            train_data = distributed.distribute_batches(self.strategy, train_gen,
-                                                        train_gen.epoch * train_gen.steps)
-            val_data = distributed.distribute_batches(self.strategy, val_gen, 0)
+
+        def generator(seed, first_step=0):
+            return DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
+                                 no_augmentation_sources=no_augmentation_sources, seed=seed,
+                                 workers=workers, use_multiprocessing=use_multiprocessing,
+                                 first_step=first_step)
+
+        train_gen = generator(seed)
+        seed = train_gen.seed
+        val_gen = None if val_dataset is None else DataGenerator(
+            val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS, seed=seed + 1,
+            workers=workers, use_multiprocessing=use_multiprocessing)
         if verbose:
-            print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
+            at = f"epoch {self.epoch}" + (f", step {start_step}" if start_step else "")
+            print(f"\nStarting at {at}. LR={learning_rate}\n")
             print(f"Checkpoint Path: {self.checkpoint_path}")
         self.set_trainable(layers, verbose=verbose > 1)
         trainer = self.compile(learning_rate, config.LEARNING_MOMENTUM)
-        history = None
+        if epochs <= self.epoch:
+            return None
+        if state is not None:
+            training.restore_state(trainer, state)
         # Only the chief writes; other workers write into a temporary directory, then drop it.
-        with distributed.worker_dir(self.log_dir, distributed.is_chief(self.strategy)) as log_dir:
-            callbacks = [
-                keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0,
-                                            write_graph=False),
-                training.CheckpointCallback(self.keras_model, os.path.join(
-                    log_dir, os.path.basename(self.checkpoint_path))),
-                # Keras calls PyDataset.on_epoch_end once before the first epoch (fit's
-                # reset()): set the epoch explicitly so epoch e trains on batches e * steps + i.
-                keras.callbacks.LambdaCallback(
-                    on_epoch_begin=lambda epoch, logs=None: setattr(train_gen, "epoch", epoch)),
-            ] + list(custom_callbacks or [])
-            if epochs > self.epoch:
-                # shuffle=False: the generator shuffles images by seed; Keras' shuffle would
-                # permute batch order with Python's global `random`.
-                history = trainer.fit(train_data, initial_epoch=self.epoch, epochs=epochs,
-                                      steps_per_epoch=config.STEPS_PER_EPOCH, shuffle=False,
-                                      callbacks=callbacks, validation_data=val_data,
-                                      validation_steps=config.VALIDATION_STEPS,
-                                      verbose=verbose)
+        with distributed.worker_dir(self.log_dir, distributed.is_chief(self.strategy)) \
+                as log_dir:
+            start = (self.epoch, start_step)
+            guard = training.NonFiniteGuard(trainer, config.MAX_NONFINITE_STEPS, steps, start,
+                                            describe=train_gen.describe_image)
+            saver = training.CheckpointCallback(
+                self.keras_model, os.path.join(log_dir, os.path.basename(self.checkpoint_path)),
+                trainer=trainer, resume_path=checkpoints.resume_file(log_dir, config.NAME),
+                every_steps=config.CHECKPOINT_EVERY_STEPS, steps_per_epoch=steps, seed=seed,
+                keep=config.KEEP_CHECKPOINTS, name=config.NAME, start=start,
+                nonfinite_counter=guard)
+            guard.checkpoints = saver
+            if state is not None:
+                guard.total = state.nonfinite_steps
+            tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0,
+                                                      write_graph=False)
+            several_workers = distributed.num_workers(self.strategy) > 1
+
+            def fit(gen, first_epoch, last_epoch, steps_per_epoch):
+                callbacks = [training.GeneratorEpoch(gen), tensorboard, guard, saver] + \
+                    list(custom_callbacks or [])
+                data, val_data = gen, val_gen
+                if several_workers:
+                    # Each replica gets its slice of global batch k (see mrcnn.distributed).
+                    data = distributed.distribute_batches(
+                        self.strategy, gen, first_epoch * steps + gen.first_step)
+                    val_data = val_gen and distributed.distribute_batches(self.strategy,
+                                                                          val_gen, 0)
+                return trainer.fit(data, initial_epoch=first_epoch, epochs=last_epoch,
+                                   steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                                   validation_data=val_data,
+                                   validation_steps=config.VALIDATION_STEPS if val_gen else None,
+                                   # The generator orders its batches (seeded); Keras' shuffle
+                                   # would reorder them with Python's global random state.
+                                   shuffle=False, verbose=verbose)
+
+            histories = []
+            first = self.epoch
+            if start_step:
+                # The rest of the interrupted epoch: its remaining batches, then Keras continues
+                # with whole epochs. Both fit calls share one traced train step.
+                histories.append(fit(generator(seed, start_step), first, first + 1,
+                                     steps - start_step))
+                first += 1
+            if epochs > first and not trainer.stop_training:
+                histories.append(fit(train_gen, first, epochs, steps))
+        history = histories[-1]
+        for earlier in histories[:-1]:
+            history.epoch = earlier.epoch + history.epoch
+            for k, v in earlier.history.items():
+                history.history[k] = list(v) + list(history.history.get(k, []))
         self.epoch = max(self.epoch, epochs)
+        self.resume_state = None
         return history
 
     # ------------------------------------------------------------------ inference

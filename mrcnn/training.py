@@ -1,28 +1,43 @@
-"""Training machinery: layer presets, trainability, the train step, checkpoints and log dirs.
+"""Training machinery: layer presets, trainability, the train step with its non-finite guard,
+and the callbacks that write checkpoints and stop a diverging run.
 
-Log directories and checkpoints (matterport's scheme):
-    <model_dir>/<name><YYYYMMDDTHHMM>/mask_rcnn_<name>_<EEEE>.h5
+Log directories and checkpoints (matterport's scheme, see checkpoints.py):
+    <model_dir>/<name><YYYYMMDDTHHMM>/mask_rcnn_<name>_<EEEE>.h5   (+ resume_<name>.h5)
 <name> is config.NAME lowercased and EEEE the 1-based number of the epoch that produced the
 checkpoint; `epochs` passed to train() is the cumulative total, so loading the checkpoint of epoch
 3 and calling train(epochs=5) runs epochs 4 and 5 in the same directory.
 """
 
-import datetime
+import logging
 import os
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mrcnn import losses as L
 from mrcnn.builder import TRAINING_OUTPUTS
+from mrcnn.checkpoints import (  # noqa: F401  (re-exported: training's public names)
+    CHECKPOINT_FILE_RE,
+    CHECKPOINT_RE,
+    TrainingState,
+    find_last_checkpoint,
+    log_dir_for,
+    parse_checkpoint_path,
+    prune_checkpoints,
+    write_checkpoint,
+)
 from mrcnn.config import KEYPOINT_LOSS_NAMES, LOSS_NAMES
 from mrcnn.layers.graph_utils import BatchNorm
 from mrcnn.ops.image_meta import active_class_ids_graph
-from mrcnn.weights import save_weights_h5
 
 __all__ = ["LAYER_REGEX", "set_trainable", "TrainingModel", "CheckpointCallback",
-           "log_dir_for", "parse_checkpoint_path", "find_last_checkpoint", "compute_losses"]
+           "NonFiniteGuard", "NonFiniteLossError", "GeneratorEpoch", "capture_state",
+           "restore_state", "log_dir_for", "parse_checkpoint_path", "find_last_checkpoint",
+           "compute_losses"]
+
+logger = logging.getLogger(__name__)
 
 LAYER_REGEX = {
     "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
@@ -32,9 +47,6 @@ LAYER_REGEX = {
     "all": ".*",
 }
 
-CHECKPOINT_RE = re.compile(
-    r"^(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})$")
-CHECKPOINT_FILE_RE = re.compile(r"^mask_rcnn_(?P<name>[\w-]+)_(?P<epoch>\d{4,})\.h5$")
 
 
 def _is_frozen_bn(layer):
@@ -100,6 +112,32 @@ def compute_losses(inputs, outputs, output_names=None):
     return losses
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped after Config.MAX_NONFINITE_STEPS consecutive steps whose loss or
+    gradients were not finite. The message names the step, its losses and its images."""
+
+
+def _moving_statistics(net):
+    """Variables that the forward pass itself updates: the moving mean and variance of
+    BatchNorm layers that train (frozen ones never update theirs)."""
+    def walk(layers):
+        for layer in layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from walk(layer.layers)
+            inner = getattr(layer, "layer", None)  # TimeDistributed
+            if isinstance(inner, keras.layers.Layer):
+                yield from walk([inner])
+
+    found = []
+    for layer in walk(net.layers):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable \
+                and not getattr(layer, "frozen", False):
+            found += [v for v in (layer.moving_mean, layer.moving_variance)
+                      if not any(v is f for f in found)]  # a shared layer counts once
+    return found
+
+
 class TrainingModel(keras.Model):
     """Wraps the functional training graph with a train/test step that computes the losses.
 
@@ -109,11 +147,20 @@ class TrainingModel(keras.Model):
         weight_decay: L2 factor (Config.WEIGHT_DECAY), see losses.l2_weight_decay.
         output_names: names of net's outputs (builder.training_output_names(config)); default
             TRAINING_OUTPUTS.
-    Metrics reported: loss (the weighted total incl. weight decay) and each loss (the five,
-    and mrcnn_keypoint_loss with a keypoint head).
+        batch_size: the global batch size (Config.BATCH_SIZE), for step_image_ids.
+    Metrics reported: loss (the weighted total incl. weight decay), each loss (the five, and
+    mrcnn_keypoint_loss with a keypoint head; means over the epoch's finite steps) and
+    nonfinite_steps (steps skipped this epoch).
+
+    A step whose loss (or, without a LossScaleOptimizer, any gradient) is not finite on any
+    replica is not applied: neither the weights, the optimizer state (momentum, iteration
+    count) nor BatchNorm moving statistics change. step_finite (1.0/0.0), step_losses
+    ([total] + loss_names, global batch) and step_image_ids ([batch_size] dataset image ids
+    from input_image_meta) describe the last step, for NonFiniteGuard.
     """
 
-    def __init__(self, net, loss_weights, weight_decay, output_names=None, **kwargs):
+    def __init__(self, net, loss_weights, weight_decay, output_names=None, batch_size=1,
+                 **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.net_output_names = list(output_names or TRAINING_OUTPUTS)
@@ -121,8 +168,17 @@ class TrainingModel(keras.Model):
             KEYPOINT_LOSS_NAMES if "mrcnn_keypoint" in self.net_output_names else ())
         self.loss_weights = {k: float(loss_weights.get(k, 1.0)) for k in self.loss_names}
         self.weight_decay = float(weight_decay)
+        self.batch_size = int(batch_size)
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss",) + self.loss_names}
+        self.trackers["nonfinite_steps"] = keras.metrics.Sum(name="nonfinite_steps")
+        # Equal on every replica (values are reduced first): the first replica's copy is it.
+        last = dict(trainable=False, aggregation="only_first_replica")
+        self.step_finite = keras.Variable(1.0, name="step_finite", **last)
+        self.step_losses = keras.Variable(np.zeros(len(self.loss_names) + 1, np.float32),
+                                          name="step_losses", **last)
+        self.step_image_ids = keras.Variable(np.full(self.batch_size, -1, np.int32),
+                                             dtype="int32", name="step_image_ids", **last)
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
@@ -157,16 +213,36 @@ class TrainingModel(keras.Model):
         total = total + L.l2_weight_decay(self.net.trainable_weights, self.weight_decay) / replicas
         return total, parts
 
-    def _record(self, total, parts):
+    @staticmethod
+    def _replicas():
         ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            # Replicas hold shares of the global values: report their sums.
+        return ctx if ctx is not None and ctx.num_replicas_in_sync > 1 else None
+
+    def _global(self, total, parts):
+        """Replicas hold shares of the global values: their sums."""
+        ctx = self._replicas()
+        if ctx is not None:
             total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
             parts = {k: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v) for k, v in parts.items()}
-        self.trackers["loss"].update_state(total)
-        for k, v in parts.items():
-            self.trackers[k].update_state(v)
-        logs = {k: t.result() for k, t in self.trackers.items()}
+        return total, parts
+
+    def _record(self, total, parts, finite=None):
+        """Updates the trackers with global values; with `finite`, a non-finite step only
+        counts in nonfinite_steps."""
+        weight = tf.constant(1.0) if finite is None else tf.cast(finite, tf.float32)
+        for name, value in (("loss", total),) + tuple(parts.items()):
+            value = tf.cast(value, tf.float32)
+            if finite is not None:
+                value = tf.where(finite, value, 0.0)
+            self.trackers[name].update_state(value, sample_weight=weight)
+        if finite is None:
+            logs = {k: t.result() for k, t in self.trackers.items() if k != "nonfinite_steps"}
+        else:
+            ctx = self._replicas()
+            replicas = 1 if ctx is None else ctx.num_replicas_in_sync
+            # Metric variables sum over replicas when read.
+            self.trackers["nonfinite_steps"].update_state((1.0 - weight) / replicas)
+            logs = {k: t.result() for k, t in self.trackers.items()}
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
                 strategy.extended._in_multi_worker_mode():
@@ -213,80 +289,288 @@ class TrainingModel(keras.Model):
             grads[i] = inner._clip_by_norm(g / scale) * tf.cast(share, g.dtype)
         return grads
 
+    def step_is_finite(self, total, parts, grads):
+        """Scalar bool, the same on every replica: the loss, its parts and (unless the
+        optimizer is a LossScaleOptimizer, which skips overflowing scaled gradients itself and
+        lowers its scale) every gradient are finite on every replica."""
+        checks = [tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
+                  for v in [total] + list(parts.values())]
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            checks += [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+        finite = tf.reduce_all(tf.stack(checks))
+        ctx = self._replicas()
+        if ctx is not None:
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+            finite = bad < 0.5
+        return finite
+
+    def _apply_if_finite(self, finite, grads):
+        """optimizer.apply_gradients when `finite`, else nothing. In graph (tf.cond); under a
+        distribution strategy the cond is taken in cross-replica context, as Keras'
+        LossScaleOptimizer does: apply_gradients merges replicas, which a replica-context cond
+        branch must not do."""
+        variables = self.net.trainable_variables
+
+        def apply(grads):
+            self.optimizer.apply_gradients(zip(grads, variables))
+
+        ctx = tf.distribute.get_replica_context()
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: apply(grads), lambda: None)
+            return
+
+        def cross_replica(distribution, finite, grads):
+            first = distribution.experimental_local_results(finite)[0]
+
+            def apply_everywhere():
+                distribution.extended.call_for_each_replica(apply, args=(grads,))
+
+            tf.cond(first, apply_everywhere, lambda: None)
+
+        ctx.merge_call(cross_replica, args=(finite, grads))
+
+    def _remember_step(self, finite, total, parts, image_meta):
+        """Stores the last step's finiteness, global losses and image ids (for the guard)."""
+        ids = tf.cast(image_meta[:, 0], tf.int32)
+        ctx = self._replicas()
+        if ctx is not None:
+            ids = ctx.all_gather(ids, axis=0)
+        ids = tf.concat([ids, tf.fill([self.batch_size], -1)], axis=0)[:self.batch_size]
+        self.step_finite.assign(tf.cast(finite, tf.float32))
+        self.step_losses.assign(tf.stack([tf.cast(v, tf.float32) for v in
+                                          [total] + [parts[k] for k in self.loss_names]]))
+        self.step_image_ids.assign(ids)
+
     def train_step(self, data):
         inputs = data[0] if isinstance(data, tuple) else data
+        moving = _moving_statistics(self.net)
+        before = [tf.identity(v.value) for v in moving]  # read before the forward pass
         total, parts, grads = self.compute_gradients(inputs, scaled=True)
         grads = self._clip_global_gradients(grads)
+        finite = self.step_is_finite(total, parts, grads)
         # The optimizer sums gradients over replicas (tf.distribute), which is what we want; a
         # LossScaleOptimizer unscales them and skips steps whose gradients are not finite.
-        self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
-        return self._record(total, parts)
+        self._apply_if_finite(finite, grads)
+        for v, old in zip(moving, before):  # a skipped step leaves no trace in BatchNorm
+            v.assign(tf.where(finite, v.value, old))
+        total, parts = self._global(total, parts)
+        self._remember_step(finite, total, parts, inputs["input_image_meta"])
+        return self._record(total, parts, finite)
 
     def test_step(self, data):
         inputs = data[0] if isinstance(data, tuple) else data
-        total, parts = self._total_loss(inputs, training=False)
+        total, parts = self._global(*self._total_loss(inputs, training=False))
         return self._record(total, parts)
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Writes the inner model's weights after every epoch, atomically (see weights.save_weights_h5).
+# ---------------------------------------------------------------------- training state
+def _rng_variables(keras_model):
+    """The model's variables that are not weights: random-generator states (SeedGenerator),
+    which advance every step and decide e.g. the ROI sampling of DetectionTargetLayer."""
+    weights = {id(w) for w in keras_model.weights}
+    return [v for v in keras_model.variables if id(v) not in weights]
 
-    path_template: a path with an {epoch:04d} field; Keras' 0-based epoch index + 1 fills it.
+
+def capture_state(trainer, epoch, step, seed, steps_per_epoch, weights_file="",
+                  nonfinite_steps=0):
+    """A checkpoints.TrainingState of a TrainingModel at (epoch, step)."""
+    return TrainingState(
+        epoch=int(epoch), step=int(step), seed=int(seed), steps_per_epoch=int(steps_per_epoch),
+        batch_size=trainer.batch_size, weights_file=weights_file,
+        nonfinite_steps=int(nonfinite_steps),
+        trainable=[v.path for v in trainer.net.trainable_variables],
+        optimizer=[(v.path, np.asarray(v.numpy())) for v in trainer.optimizer.variables],
+        rng=[(v.path, np.asarray(v.numpy())) for v in _rng_variables(trainer.net)])
+
+
+def _without_owner(path):
+    """'sgd_1/conv1_kernel_momentum' -> 'conv1_kernel_momentum' (optimizer names get a
+    per-process counter suffix)."""
+    return path.split("/", 1)[-1]
+
+
+def restore_state(trainer, state):
+    """Puts a TrainingState's optimizer variables (except the learning rate: train()'s
+    argument and learning-rate callbacks set it) and random-generator states into a compiled
+    TrainingModel. The optimizer state is restored only when the trainable variables and
+    optimizer variables match the saved ones (same layers trained); otherwise a warning says
+    the optimizer starts afresh. Returns True when the optimizer state was restored."""
+    rng = _rng_variables(trainer.net)
+    # Seed generators are named by a per-process counter: match them by order and shape.
+    if [np.shape(a) for _, a in state.rng] == [tuple(v.shape) for v in rng]:
+        for v, (_, value) in zip(rng, state.rng):
+            v.assign(value)
+    else:
+        logger.warning("Random-generator states in the checkpoint do not match the model's; "
+                       "ROI sampling will differ from the interrupted run")
+    variables = trainer.optimizer.variables
+    trainable = [v.path for v in trainer.net.trainable_variables]
+    saved = [(_without_owner(p), np.shape(a)) for p, a in state.optimizer]
+    now = [(_without_owner(v.path), tuple(v.shape)) for v in variables]
+    if trainable != state.trainable or saved != now:
+        logger.warning(
+            "Optimizer state not restored: the checkpoint's optimizer was built for %d "
+            "trainable variables (%d optimizer variables), this run trains %d (%d); "
+            "momentum and the iteration count start afresh", len(state.trainable),
+            len(saved), len(trainable), len(now))
+        return False
+    for v, (path, value) in zip(variables, state.optimizer):
+        if _without_owner(path) != "learning_rate":
+            v.assign(value)
+    return True
+
+
+# ---------------------------------------------------------------------- callbacks
+class GeneratorEpoch(keras.callbacks.Callback):
+    """Sets a DataGenerator's epoch to Keras' epoch index when each epoch begins (before any of
+    its batches is requested), so that step k of epoch e is the generator's global batch
+    e * steps + first_step + k, however often Keras calls the generator's on_epoch_end."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.generator.epoch = epoch
+
+
+class _Position(keras.callbacks.Callback):
+    """Tracks the training position: self.epoch (Keras' 0-based index = epochs completed) and
+    self.step (steps done in it). A resumed run's first epoch starts at start = (epoch, step)."""
+
+    def __init__(self, steps_per_epoch, start=(0, 0)):
+        super().__init__()
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.start = tuple(int(v) for v in start)
+        self.epoch, self.step = self.start
+        self._first = self.step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.step = self._first = self.start[1] if epoch == self.start[0] else 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = self._first + int(batch) + 1
+
+    @property
+    def global_step(self):
+        """Training steps done since the run's first epoch began (1-based number of the last)."""
+        return self.epoch * self.steps_per_epoch + self.step
+
+    def where(self):
+        return (f"step {self.global_step} (epoch {self.epoch + 1}, step {self.step} of "
+                f"{self.steps_per_epoch})")
+
+    def last_step_finite(self, trainer):
+        return trainer is None or float(trainer.step_finite.numpy()) > 0.5
+
+
+class CheckpointCallback(_Position):
+    """Writes all of training's checkpoints (the one place to add e.g. a multi-worker "chief
+    only" check: _write).
+
+    - after every epoch: path_template.format(epoch=epoch + 1), the matterport-named weights
+      file, then the resumable state at (epoch + 1, step 0) in resume_path;
+    - every `every_steps` steps inside an epoch: the resumable state at (epoch, step).
+    Nothing is written while the last step was skipped as non-finite (the previous checkpoint
+    stays the latest). keep: after each epoch file, delete those older than the newest `keep`.
+    Every write is atomic (checkpoints.write_checkpoint); a failure (disk full, unwritable
+    directory) raises OSError naming the file and leaves the previous file intact.
+
+    keras_model: the model whose weights are saved. trainer: its TrainingModel (optimizer
+    state, finiteness of the last step), or None to write weights only. seed: the training
+    DataGenerator's seed, stored with the position.
     """
 
-    def __init__(self, keras_model, path_template):
-        super().__init__()
+    def __init__(self, keras_model, path_template, trainer=None, resume_path=None,
+                 every_steps=None, steps_per_epoch=1, seed=0, keep=None, name=None,
+                 start=(0, 0), nonfinite_counter=None):
+        super().__init__(steps_per_epoch, start)
         self.keras_model = keras_model
         self.path_template = path_template
+        self.trainer = trainer
+        self.resume_path = resume_path if trainer is not None else None
+        self.every_steps = every_steps
+        self.seed = seed
+        self.keep = keep
+        self.name = name
+        self.nonfinite_counter = nonfinite_counter
+        self.last_saved = None
+
+    def _write(self, path, state=None):
+        write_checkpoint(self.keras_model, path, state)
+        self.last_saved = path
+
+    def _state(self, epoch, step, weights_file=""):
+        skipped = self.nonfinite_counter.total if self.nonfinite_counter is not None else 0
+        return capture_state(self.trainer, epoch, step, self.seed, self.steps_per_epoch,
+                             weights_file=weights_file, nonfinite_steps=skipped)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if not self.every_steps or not self.resume_path or self.step % self.every_steps or \
+                self.step >= self.steps_per_epoch:
+            return
+        if not self.last_step_finite(self.trainer):
+            logger.warning("No checkpoint at %s: its step was not finite", self.where())
+            return
+        self._write(self.resume_path, self._state(self.epoch, self.step))
 
     def on_epoch_end(self, epoch, logs=None):
-        save_weights_h5(self.keras_model, self.path_template.format(epoch=epoch + 1))
+        if not self.last_step_finite(self.trainer):
+            logger.warning("No checkpoint after epoch %d: its last step was not finite; %s "
+                           "stays the latest", epoch + 1, self.last_saved or "the previous one")
+            return
+        path = self.path_template.format(epoch=epoch + 1)
+        self._write(path)
+        if self.resume_path:
+            self._write(self.resume_path, self._state(epoch + 1, 0, os.path.basename(path)))
+        if self.keep and self.name:
+            prune_checkpoints(os.path.dirname(path), self.name, self.keep, epoch + 1)
 
 
-def log_dir_for(model_dir, name, now=None):
-    """<model_dir>/<name><YYYYMMDDTHHMM>."""
-    now = now or datetime.datetime.now()
-    return os.path.join(model_dir, f"{name.lower()}{now:%Y%m%dT%H%M}")
+class NonFiniteGuard(_Position):
+    """Counts the steps TrainingModel skipped because their loss or gradients were not finite,
+    logs a warning for each (step, losses, image ids), and raises NonFiniteLossError after
+    max_steps consecutive ones.
 
-
-def parse_checkpoint_path(path, name=None):
-    """(log_dir, epoch) of a checkpoint path following the naming scheme, else None.
-
-    Accepts matterport's <dir>/<name><stamp>/mask_rcnn_<name>_<EEEE>.h5 names. With `name`,
-    the directory and file must belong to that config name.
+    describe: optional function image_id -> text (DataGenerator.describe_image).
+    checkpoints: optional CheckpointCallback, to name the last good checkpoint in the error.
     """
-    path = os.path.abspath(str(path))
-    directory, filename = os.path.split(path)
-    m_file = CHECKPOINT_FILE_RE.match(filename)
-    m_dir = CHECKPOINT_RE.match(os.path.basename(directory))
-    if not m_file or not m_dir:
-        return None
-    if m_file.group("name") != m_dir.group("name"):
-        return None
-    if name is not None and m_dir.group("name") != name.lower():
-        return None
-    return directory, int(m_file.group("epoch"))
 
+    def __init__(self, trainer, max_steps, steps_per_epoch, start=(0, 0), describe=None,
+                 checkpoints=None):
+        super().__init__(steps_per_epoch, start)
+        self.trainer = trainer
+        self.max_steps = int(max_steps)
+        self.describe = describe
+        self.checkpoints = checkpoints
+        self.consecutive = 0
+        self.total = 0
 
-def find_last_checkpoint(model_dir, name):
-    """Newest checkpoint of config name `name` in model_dir: the latest run directory
-    <name><stamp> (exact name match, by timestamp) holding a checkpoint, and in it the
-    checkpoint with the highest epoch. Raises FileNotFoundError saying what was searched."""
-    name = name.lower()
-    runs = []
-    if os.path.isdir(model_dir):
-        for d in os.listdir(model_dir):
-            m = CHECKPOINT_RE.match(d)
-            if m and m.group("name") == name and os.path.isdir(os.path.join(model_dir, d)):
-                runs.append((m.group("stamp"), d))
-    for _, d in sorted(runs, reverse=True):
-        found = []
-        for f in os.listdir(os.path.join(model_dir, d)):
-            m = CHECKPOINT_FILE_RE.match(f)
-            if m and m.group("name") == name:
-                found.append((int(m.group("epoch")), f))
-        if found:
-            return os.path.join(model_dir, d, max(found)[1])
-    raise FileNotFoundError(
-        f"Could not find a checkpoint of '{name}' in {model_dir} (looked for "
-        f"{name}YYYYMMDDTHHMM/mask_rcnn_{name}_EEEE.h5)")
+    def step_report(self):
+        """The last step's losses and images, as text."""
+        values = np.asarray(self.trainer.step_losses.numpy())
+        losses = ", ".join(f"{k}={v:.6g}"
+                           for k, v in zip(("loss",) + self.trainer.loss_names, values))
+        ids = [int(i) for i in np.asarray(self.trainer.step_image_ids.numpy()) if i >= 0]
+        images = "; ".join(self.describe(i) if self.describe else f"image_id {i}" for i in ids)
+        return f"losses: {losses}; images of the batch: {images}"
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if self.last_step_finite(self.trainer):
+            self.consecutive = 0
+            return
+        self.consecutive += 1
+        self.total += 1
+        report = self.step_report()
+        if self.consecutive >= self.max_steps:
+            last = self.checkpoints.last_saved if self.checkpoints is not None else None
+            raise NonFiniteLossError(
+                f"Training stopped at {self.where()}: {self.consecutive} consecutive steps with "
+                f"a non-finite loss or gradient (MAX_NONFINITE_STEPS = {self.max_steps}); "
+                "none of them was applied. Last one: " + report + ". The newest checkpoint is "
+                + (last if last else "the last one written before this run (none this run)"))
+        logger.warning("Skipped %s: non-finite loss or gradient, update not applied (%d in a "
+                       "row); %s", self.where(), self.consecutive, report)

@@ -117,15 +117,48 @@ def _h5_names(layer):
     return names
 
 
-def save_weights_h5(model, filepath):
-    """Writes the model's weights in the Keras 2 layout, atomically (a temporary file in the
-    same directory is renamed over filepath, so a crash never leaves a truncated file)."""
+def _fsync_directory(directory):
+    """Makes a rename in `directory` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_error(e, filepath):
+    """An OSError (same errno) saying which file could not be written and why."""
+    reason = e.strerror or str(e)
+    msg = f"could not write weights file {filepath}: {reason}; an existing file there is " \
+        "left as it was"
+    return OSError(e.errno, msg) if e.errno is not None else OSError(msg)
+
+
+def save_weights_h5(model, filepath, extra=None):
+    """Writes the model's weights in the Keras 2 layout, atomically: a temporary file in the
+    same directory is written, flushed to disk (fsync) and renamed over filepath, so a crash or
+    a full disk never leaves a truncated file and never harms an existing file at filepath.
+
+    extra: optional function (h5py.File) -> None that adds more to the file before it is
+    closed (training.py stores the resumable training state this way).
+    Raises OSError naming filepath and the operating system's error (e.g. ENOSPC) when the
+    file cannot be written; the temporary file is removed.
+    """
     import h5py
 
+    filepath = str(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
-    os.close(fd)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".h5.tmp", dir=directory)
+        os.close(fd)
+    except OSError as e:
+        raise _write_error(e, filepath) from e
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
@@ -138,10 +171,17 @@ def save_weights_h5(model, filepath):
                 g.attrs["weight_names"] = [n.encode("utf8") for n in names]
                 for name, w in zip(names, layer.weights):
                     g.create_dataset(name, data=np.asarray(w.numpy()))
+            if extra is not None:
+                extra(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, filepath)
+    except OSError as e:
+        raise _write_error(e, filepath) from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    _fsync_directory(directory)
 
 
 def keras_applications_name(name):

@@ -70,6 +70,13 @@ def test_mutable_attributes_are_not_shared():
     ({"TRAIN_BN": "yes"}, "TRAIN_BN"),
     ({"IMAGE_MIN_DIM": 2048}, "IMAGE_MIN_DIM"),
     ({"MIXED_PRECISION": "float16"}, "MIXED_PRECISION"),
+    ({"CHECKPOINT_EVERY_STEPS": 0}, "CHECKPOINT_EVERY_STEPS"),
+    ({"CHECKPOINT_EVERY_STEPS": 2.5}, "CHECKPOINT_EVERY_STEPS"),
+    ({"CHECKPOINT_EVERY_STEPS": True}, "CHECKPOINT_EVERY_STEPS"),
+    ({"KEEP_CHECKPOINTS": 0}, "KEEP_CHECKPOINTS"),
+    ({"KEEP_CHECKPOINTS": "3"}, "KEEP_CHECKPOINTS"),
+    ({"MAX_NONFINITE_STEPS": 0}, "MAX_NONFINITE_STEPS"),
+    ({"MAX_NONFINITE_STEPS": None}, "MAX_NONFINITE_STEPS"),
 ])
 def test_invalid_values_fail_at_construction_naming_the_attribute(attrs, attr_name):
     bad = type("Bad", (Coco,), attrs)
@@ -103,3 +110,13 @@ def test_callable_backbone_stays_unbound():
     assert cfg.COMPUTE_BACKBONE_SHAPE((64, 64)) == [[1, 1]] * 5
     with pytest.raises(ConfigError, match="COMPUTE_BACKBONE_SHAPE"):
         type("NoShape", (Coco,), {"BACKBONE": _backbone})()
+
+
+def test_resumable_training_attributes():
+    c = Coco()
+    assert (c.CHECKPOINT_EVERY_STEPS, c.MAX_NONFINITE_STEPS, c.KEEP_CHECKPOINTS) == (None, 5, None)
+    ok = type("Ok", (Coco,), {"CHECKPOINT_EVERY_STEPS": 50, "KEEP_CHECKPOINTS": 3,
+                              "MAX_NONFINITE_STEPS": 1})()
+    assert (ok.CHECKPOINT_EVERY_STEPS, ok.KEEP_CHECKPOINTS, ok.MAX_NONFINITE_STEPS) == (50, 3, 1)
+    with pytest.raises(ConfigError, match="must be a positive integer or None"):
+        type("Bad", (Coco,), {"KEEP_CHECKPOINTS": -2})()

@@ -51,10 +51,11 @@ def test_thirty_steps_then_resume(tmp_path, shapes_datasets, monkeypatch):
     # TRAIN_BN = False: BatchNorm neither trains gamma/beta nor updates its statistics.
     for before, after in zip(bn_before, model.keras_model.get_layer("bn3a_branch2a").weights):
         np.testing.assert_array_equal(before, np.asarray(after))
-    # One checkpoint per epoch, named by the scheme.
+    # One checkpoint per epoch, named by the scheme, and the resumable state beside them.
     files = sorted(os.listdir(model.log_dir))
     ckpts = [f for f in files if f.endswith(".h5")]
-    assert ckpts == [f"mask_rcnn_tinytrain_000{i}.h5" for i in (1, 2, 3)]
+    assert ckpts == [f"mask_rcnn_tinytrain_000{i}.h5" for i in (1, 2, 3)] + \
+        ["resume_tinytrain.h5"]
     assert not [f for f in files if f.endswith(".tmp")]
     assert any(f.startswith("events") or os.path.isdir(os.path.join(model.log_dir, f))
                for f in files)  # TensorBoard logs
@@ -65,6 +66,11 @@ def test_thirty_steps_then_resume(tmp_path, shapes_datasets, monkeypatch):
     assert last.endswith("mask_rcnn_tinytrain_0003.h5")
     resumed.load_weights(last, by_name=True)
     assert resumed.epoch == 3 and resumed.log_dir == model.log_dir
+    # The resumable state written with that file: position, data seed, optimizer state.
+    state = resumed.resume_state
+    assert (state.epoch, state.step, state.seed) == (3, 0, 7)
+    iterations = [v for p, v in state.optimizer if p.endswith("/iteration")]
+    assert int(iterations[0]) == 30 == int(model.trainer.optimizer.iterations.numpy())
     w_trained = model.keras_model.get_layer("mrcnn_mask").get_weights()[0]
     np.testing.assert_array_equal(resumed.keras_model.get_layer("mrcnn_mask").get_weights()[0],
                                   w_trained)
@@ -74,17 +80,27 @@ def test_thirty_steps_then_resume(tmp_path, shapes_datasets, monkeypatch):
     assert find_last_checkpoint(str(tmp_path), "tinytrain").endswith("_0004.h5")
 
 
+def _tiny_keras_model():
+    import keras
+
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+
+
 def test_checkpoint_naming_scheme(tmp_path):
+    from mrcnn.weights import save_weights_h5
+
     path = tmp_path / "coco20261124T0930" / "mask_rcnn_coco_0012.h5"
     assert parse_checkpoint_path(path, "coco") == (str(path.parent), 12)
     assert parse_checkpoint_path(path, "balloon") is None
     assert parse_checkpoint_path(tmp_path / "x.h5") is None
     # find_last: exact NAME match ("coco" must not pick "coco_inference" runs), newest stamp.
+    net = _tiny_keras_model()
     for d, epochs in (("coco20261124T0930", [1, 2]), ("coco20261125T0800", [1]),
                       ("coco_inference20271201T0000", [9]), ("coco20281201T0000", [])):
         os.makedirs(tmp_path / d)
         for e in epochs:
-            (tmp_path / d / f"mask_rcnn_{d[:-13]}_{e:04d}.h5").write_bytes(b"")
+            save_weights_h5(net, tmp_path / d / f"mask_rcnn_{d[:-13]}_{e:04d}.h5")
     assert find_last_checkpoint(str(tmp_path), "COCO").endswith(
         os.path.join("coco20261125T0800", "mask_rcnn_coco_0001.h5"))
     with pytest.raises(FileNotFoundError, match="balloon"):

@@ -22,6 +22,11 @@ Weights (resolve_weights / load_initial_weights):
 - imagenet: model.get_imagenet_weights(), then model.load_imagenet_weights(path).
 - last: the newest checkpoint of the config's NAME in --logs; training continues its epochs.
 - none: random initialisation.  PATH: any weights file, loaded by name.
+- torchvision: torchvision's COCO checkpoint (maskrcnn_resnet50_fpn, or keypointrcnn_resnet50_fpn
+  for a keypoint config) from the download cache or downloaded there
+  (torchvision_weights.download_torchvision_checkpoint), loaded with
+  MaskRCNN.load_torchvision_weights; the config must be a torchvision preset
+  (mrcnn.presets), and the class-specific layers are left out when NUM_CLASSES differs.
 """
 
 import argparse
@@ -36,7 +41,7 @@ __all__ = ["WEIGHT_MODES", "LAYER_CHOICES", "COCO_WEIGHTS_NAME", "HEAD_LAYERS", 
            "load_initial_weights", "limit_images", "load_coco_json_datasets", "run_training",
            "per_image_figures"]
 
-WEIGHT_MODES = ("coco", "imagenet", "last", "none")
+WEIGHT_MODES = ("coco", "imagenet", "last", "none", "torchvision")
 LAYER_CHOICES = ("heads", "3+", "4+", "5+", "all")
 COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
 COCO_NUM_CLASSES = 81
@@ -99,7 +104,8 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
                                         "images unless --val-images is given)")
         p.add_argument("--val-images", help="folder of the validation images")
     p.add_argument("--weights", type=_weights_arg, default=weights,
-                   help=f"coco, imagenet, last, none or a weights file (default {weights})")
+                   help="coco, imagenet, last, none, torchvision or a weights file "
+                        f"(default {weights})")
     p.add_argument("--weights-dir", default=REPO_ROOT,
                    help=f"where --weights coco looks for / downloads {COCO_WEIGHTS_NAME} "
                         "(default: the repository root)")
@@ -158,7 +164,7 @@ def check_args(args, parser):
     if args.epochs < 0 or args.lr_drop_epochs < 0 or args.limit < 0:
         parser.error("--epochs, --lr-drop-epochs and --limit must be >= 0")
     if args.layers is None:
-        args.layers = "heads" if args.weights == "coco" else "all"
+        args.layers = "heads" if args.weights in ("coco", "torchvision") else "all"
     return args
 
 
@@ -175,6 +181,10 @@ def resolve_weights(model, weights, weights_dir=None):
         return model.find_last()
     if weights == "imagenet":
         return model.get_imagenet_weights()
+    if weights == "torchvision":
+        from mrcnn.torchvision_weights import download_torchvision_checkpoint
+
+        return download_torchvision_checkpoint(_torchvision_checkpoint(model.config))
     if weights == "coco":
         from mrcnn import utils
 
@@ -186,6 +196,11 @@ def resolve_weights(model, weights, weights_dir=None):
         raise FileNotFoundError(f"--weights {weights}: no such file (expected coco, imagenet, "
                                 "last, none or a weights file)")
     return weights
+
+
+def _torchvision_checkpoint(config):
+    return "keypointrcnn_resnet50_fpn_coco" if config.NUM_KEYPOINTS else \
+        "maskrcnn_resnet50_fpn_coco"
 
 
 def load_initial_weights(model, weights, weights_dir=None, verbose=1):
@@ -200,6 +215,13 @@ def load_initial_weights(model, weights, weights_dir=None, verbose=1):
         print(f"Loading weights {path}")
     if weights == "imagenet":
         model.load_imagenet_weights(path, verbose=verbose)
+    elif weights == "torchvision":
+        from mrcnn.torchvision_weights import CLASS_SPECIFIC_LAYERS
+
+        classes = 2 if model.config.NUM_KEYPOINTS else 91  # the checkpoints' label spaces
+        model.load_torchvision_weights(
+            path, exclude=CLASS_SPECIFIC_LAYERS if model.config.NUM_CLASSES != classes else None,
+            verbose=verbose)
     elif weights == "coco" and model.config.NUM_CLASSES != COCO_NUM_CLASSES:
         model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
     else:

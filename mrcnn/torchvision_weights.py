@@ -23,12 +23,14 @@ The checkpoint's legacy key names (torchvision before 0.13: `rpn.head.conv.weigh
 `backbone.fpn.inner_blocks.0.weight`, `roi_heads.mask_head.mask_fcn1.weight`) are accepted too.
 """
 
+import os
 import re
 
 import numpy as np
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
            "torchvision_key_map", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS",
+           "download_torchvision_checkpoint",
            "KEYPOINT_SPECIFIC_LAYERS"]
 
 # torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
@@ -48,6 +50,37 @@ TORCHVISION_CHECKPOINTS = {
         "kp_map": 65.0,
     },
 }
+
+
+
+def download_torchvision_checkpoint(name="maskrcnn_resnet50_fpn_coco", url=None,
+                                    cache_dir=None, progress=True):
+    """Path of one of TORCHVISION_CHECKPOINTS: taken from the cache (mrcnn.download's: the
+    cache_dir argument, $MRCNN_CACHE_DIR or ~/.keras/models) or downloaded there. The file's
+    SHA-256 must start with the hash part of torchvision's file name, as torch.hub checks;
+    url= points at a mirror (the same check applies)."""
+    import hashlib
+
+    from mrcnn.download import download_file, get_cache_dir
+
+    if name not in TORCHVISION_CHECKPOINTS:
+        raise ValueError(f"unknown torchvision checkpoint {name!r}; known: "
+                         f"{sorted(TORCHVISION_CHECKPOINTS)}")
+    entry = TORCHVISION_CHECKPOINTS[name]
+    prefix = entry["sha256_prefix"]
+
+    def check(path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if not digest.hexdigest().startswith(prefix):
+            raise ValueError(f"{path}: SHA-256 {digest.hexdigest()} does not start with "
+                             f"{prefix}, the hash in torchvision's file name")
+
+    path = os.path.join(get_cache_dir(cache_dir), entry["url"].rsplit("/", 1)[-1])
+    return download_file(url or entry["url"], path, validate=check, progress=progress)
+
 
 _STAGE4_BLOCKS = {"resnet50": 6, "resnet101": 23}
 _LEGACY = [

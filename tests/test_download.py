@@ -384,3 +384,23 @@ def test_distribution_name_is_not_the_unrelated_mrcnn():
         pytest.skip("mrcnn-keras3 is not installed in this environment (setup.py checked)")
     assert dist.metadata["Name"] == "mrcnn-keras3"
     assert "mrcnn-keras3" in importlib.metadata.packages_distributions().get("mrcnn", [])
+
+
+def test_torchvision_checkpoint_download_checks_the_sha256_prefix(server, monkeypatch):
+    from mrcnn import torchvision_weights as tvw
+
+    good = b"torchvision-checkpoint-bytes" * 100
+    url, _, sha = _serve(server, "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", good)
+    entry = dict(tvw.TORCHVISION_CHECKPOINTS["maskrcnn_resnet50_fpn_coco"],
+                 sha256_prefix=sha[:8])
+    monkeypatch.setitem(tvw.TORCHVISION_CHECKPOINTS, "maskrcnn_resnet50_fpn_coco", entry)
+    path = tvw.download_torchvision_checkpoint(url=url, progress=False)
+    assert os.path.basename(path) == "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+    assert open(path, "rb").read() == good
+    assert tvw.download_torchvision_checkpoint(url=url, progress=False) == path
+    assert len(server.requests) == 1  # reused from the cache
+    os.remove(path)
+    bad_url, _, _ = _serve(server, "other.pth", b"not the checkpoint")
+    with pytest.raises(Exception, match="does not start with"):
+        tvw.download_torchvision_checkpoint(url=bad_url, progress=False)
+    assert not os.path.exists(path) and not _leftovers(os.path.dirname(path))

@@ -5,6 +5,7 @@
     python samples/coco/train.py --dataset-format coco --train-json A.json --val-json B.json \\
         --images DIR
     python samples/coco/train.py --dataset /path/to/coco --weights last     # resume
+    python samples/coco/train.py --dataset /path/to/coco --weights torchvision --layers heads
 
 --dataset holds annotations/instances_<subset><year>.json and the image folders, as read by
 samples/coco/coco.py's CocoDataset (2014: train + valminusminival for training, minival for
@@ -53,10 +54,22 @@ def parse_args(argv=None):
     return cli.check_args(args, p)
 
 
+def torchvision_overrides():
+    """The architecture attributes of mrcnn.presets.TorchvisionMaskRCNNConfig (what
+    --weights torchvision needs), without its name, class count and batch size."""
+    from mrcnn.presets import TorchvisionMaskRCNNConfig
+
+    return {k: v for k, v in vars(TorchvisionMaskRCNNConfig).items()
+            if k.isupper() and k not in ("NAME", "NUM_CLASSES", "IMAGES_PER_GPU")}
+
+
 def config_overrides(args):
     from samples.shapes.train import BACKBONES
 
-    overrides = dict(BACKBONES[args.backbone]) if args.backbone else {}
+    overrides = torchvision_overrides() if args.weights == "torchvision" else {}
+    if args.backbone and args.weights == "torchvision":
+        raise SystemExit("--backbone: --weights torchvision needs torchvision's ResNet-50")
+    overrides.update(BACKBONES[args.backbone] if args.backbone else {})
     if args.image_size:
         overrides.update(IMAGE_MIN_DIM=args.image_size, IMAGE_MAX_DIM=args.image_size)
     if args.images_per_step:

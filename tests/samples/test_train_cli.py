@@ -74,8 +74,9 @@ def test_sample_parsers_share_the_shape(capsys):
 class FakeModel:
     """Records load calls; the weights-resolution logic is what is tested here."""
 
-    def __init__(self, num_classes=2, last=None, imagenet=None):
-        self.config = type("C", (), {"NUM_CLASSES": num_classes})()
+    def __init__(self, num_classes=2, last=None, imagenet=None, num_keypoints=0):
+        self.config = type("C", (), {"NUM_CLASSES": num_classes,
+                                     "NUM_KEYPOINTS": num_keypoints})()
         self._last, self._imagenet = last, imagenet
         self.calls = []
 
@@ -92,6 +93,9 @@ class FakeModel:
 
     def load_imagenet_weights(self, path, verbose=1):
         self.calls.append(("load_imagenet_weights", path))
+
+    def load_torchvision_weights(self, path, exclude=None, verbose=1):
+        self.calls.append(("load_torchvision_weights", path, exclude))
 
 
 def test_weights_modes_resolve_and_load(tmp_path, monkeypatch):
@@ -287,3 +291,43 @@ def test_launcher_runs_the_shapes_sample_on_two_workers(tmp_path):
         metrics = json.load(f)
     assert metrics["steps"] == 2 and metrics["images_per_step"] == 4
     assert "[worker 1]" in done.stdout + done.stderr
+
+
+def test_weights_torchvision_picks_the_checkpoint_and_excludes_class_layers(tmp_path,
+                                                                            monkeypatch):
+    from mrcnn import torchvision_weights as tvw
+
+    asked = []
+
+    def fake_download(name):
+        asked.append(name)
+        return str(tmp_path / f"{name}.pth")
+
+    monkeypatch.setattr(tvw, "download_torchvision_checkpoint", fake_download)
+    coco81 = FakeModel(num_classes=81)
+    cli.load_initial_weights(coco81, "torchvision", verbose=0)
+    assert coco81.calls[-1] == ("load_torchvision_weights",
+                                str(tmp_path / "maskrcnn_resnet50_fpn_coco.pth"),
+                                tvw.CLASS_SPECIFIC_LAYERS)
+    same = FakeModel(num_classes=91)
+    cli.load_initial_weights(same, "torchvision", verbose=0)
+    assert same.calls[-1][2] is None
+    person = FakeModel(num_classes=2, num_keypoints=17)
+    cli.load_initial_weights(person, "torchvision", verbose=0)
+    assert asked[-1] == "keypointrcnn_resnet50_fpn_coco" and person.calls[-1][2] is None
+    assert _parse(["--weights", "torchvision"]).layers == "heads"
+
+
+def test_coco_train_with_torchvision_weights_uses_the_preset_architecture():
+    from mrcnn.presets import TorchvisionMaskRCNNConfig
+    from samples.coco import train as coco_train
+
+    args = coco_train.parse_args(["--dataset", "unused", "--weights", "torchvision"])
+    overrides = coco_train.config_overrides(args)
+    config = type("C", (coco_train.CocoConfig,), overrides)()
+    preset = TorchvisionMaskRCNNConfig()
+    for name in ("RESNET_STRIDE_ON_3X3", "RPN_CONV_CHANNELS", "ROI_ALIGN_MODE",
+                 "DETECTION_PER_CLASS", "HEADS_BATCH_NORM", "IMAGE_MAX_DIM"):
+        assert getattr(config, name) == getattr(preset, name), name
+    np.testing.assert_allclose(config.STD_PIXEL, preset.STD_PIXEL)
+    assert config.NAME == "coco" and config.NUM_CLASSES == 81

@@ -38,7 +38,8 @@ import numpy as np
 
 __all__ = ["WEIGHT_MODES", "LAYER_CHOICES", "COCO_WEIGHTS_NAME", "HEAD_LAYERS", "TrainingTask",
            "add_training_arguments", "training_parser", "check_args", "resolve_weights",
-           "load_initial_weights", "limit_images", "load_coco_json_datasets", "run_training",
+           "load_initial_weights", "limit_images", "generated_data_parser",
+           "check_generated_args", "generated_datasets", "load_coco_json_datasets", "run_training",
            "per_image_figures"]
 
 WEIGHT_MODES = ("coco", "imagenet", "last", "none", "torchvision")
@@ -144,6 +145,39 @@ def training_parser(description, name, **defaults):
     """An ArgumentParser with the shared options (see add_training_arguments)."""
     p = argparse.ArgumentParser(description=description)
     return add_training_arguments(p, name, **defaults)
+
+
+def generated_data_parser(description, name, **defaults):
+    """training_parser for samples that generate their images (shapes, pose): random
+    initialisation by default, --train-images and --val-images instead of --dataset."""
+    p = training_parser(description, name, weights="none", coco_format=False,
+                        dataset_help=f"not used: {name} generates its images", **defaults)
+    p.add_argument("--train-images", type=int, default=2000)
+    p.add_argument("--val-images", type=int, default=50)
+    return p
+
+
+def check_generated_args(args, parser):
+    """check_args for generated_data_parser's options (--dataset is refused)."""
+    if args.dataset:
+        parser.error("--dataset: this sample generates its own images; use --train-images/"
+                     "--val-images")
+    return check_args(args, parser)
+
+
+def generated_datasets(args, make):
+    """(train, val) prepared datasets from make(count, seed) -> unprepared Dataset, with
+    --train-images and --val-images images (--limit caps both) and seeds --seed and
+    --seed + 10000."""
+    counts = [args.train_images, args.val_images]
+    if args.limit:
+        counts = [min(c, args.limit) for c in counts]
+    sets = []
+    for count, seed in zip(counts, (args.seed, args.seed + 10_000)):
+        ds = make(count, seed)
+        ds.prepare()
+        sets.append(ds)
+    return tuple(sets)
 
 
 def check_args(args, parser):

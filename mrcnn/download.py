@@ -132,7 +132,8 @@ def _is_good(path, algorithm, expected, validate):
     return True
 
 
-def _fsync_dir(directory):
+def fsync_directory(directory):
+    """Makes a rename in `directory` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -234,7 +235,7 @@ def download_file(url, path=None, *, cache_dir=None, md5=None, sha256=None, vali
                 raise DownloadError(f"{url} gave an invalid file ({e}); it was deleted and "
                                     f"nothing was written to {path}.", url, path) from e
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_directory(directory)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -16,7 +16,7 @@ from mrcnn.ops.masks import compute_overlaps_masks, extract_bboxes
 
 __all__ = ["compute_matches", "compute_ap", "compute_ap_range", "compute_recall", "voc_ap",
            "voc_map", "coco_metrics", "evaluate_dataset", "build_coco_gt", "detections_to_coco",
-           "build_coco_results"]
+           "build_coco_results", "evaluate_keypoints", "KEYPOINT_STAT_NAMES"]
 
 
 def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
@@ -289,16 +289,23 @@ COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR
                    "ARm", "ARl"]
 
 
-def coco_metrics(coco_gt, results, eval_type="segm", image_ids=None, verbose=0):
-    """COCOeval summary stats as a dict (AP, AP50, ...). No detections give zeros."""
+KEYPOINT_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+
+
+def coco_metrics(coco_gt, results, eval_type="segm", image_ids=None, verbose=0, sigmas=None):
+    """COCOeval summary stats as a dict (AP, AP50, ...; KEYPOINT_STAT_NAMES for eval_type
+    "keypoints", OKS AP with per-keypoint `sigmas`). No detections give zeros."""
     from pycocotools.cocoeval import COCOeval
 
+    names = KEYPOINT_STAT_NAMES if eval_type == "keypoints" else COCO_STAT_NAMES
     if not results:
-        return {name: 0.0 for name in COCO_STAT_NAMES}
+        return {name: 0.0 for name in names}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         coco_dt = coco_gt.loadRes(results)
         ev = COCOeval(coco_gt, coco_dt, eval_type)
+        if sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         if image_ids is not None:
             ev.params.imgIds = [int(i) for i in image_ids]
         ev.evaluate()
@@ -306,7 +313,7 @@ def coco_metrics(coco_gt, results, eval_type="segm", image_ids=None, verbose=0):
         ev.summarize()
     if verbose:
         print(out.getvalue())
-    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
+    return {name: float(v) for name, v in zip(names, ev.stats)}
 
 
 def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5, verbose=1):
@@ -360,7 +367,18 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
     }
     if with_keypoints:
         keypoint_gt = kpe.build_keypoint_gt(image_ids, gts, int, model.config.KEYPOINT_NAMES)
-        metrics["coco_keypoints"] = kpe.keypoint_metrics(
-            keypoint_gt, keypoint_results, kpe.oks_sigmas(model.config), image_ids)
+        metrics["coco_keypoints"] = coco_metrics(keypoint_gt, keypoint_results, "keypoints",
+                                                 image_ids, sigmas=kpe.oks_sigmas(model.config))
     metrics["seconds"] = time.time() - start
     return metrics
+
+
+def evaluate_keypoints(model, dataset, image_ids=None, limit=0, verbose=1):
+    """OKS AP of an inference MaskRCNN with a keypoint head on a prepared Dataset that has
+    load_keypoints(image_id): evaluate_dataset's "coco_keypoints" (categories are the
+    dataset's internal class ids), with "images"."""
+    if not (model.config.NUM_KEYPOINTS and hasattr(dataset, "load_keypoints")):
+        raise ValueError("evaluate_keypoints needs a model with NUM_KEYPOINTS > 0 and a dataset "
+                         "with load_keypoints(image_id)")
+    metrics = evaluate_dataset(model, dataset, image_ids, limit, verbose=verbose)
+    return dict(metrics["coco_keypoints"], images=metrics["images"])

@@ -1,4 +1,6 @@
-"""Keypoint evaluation: OKS AP with pycocotools (COCOeval, iouType="keypoints").
+"""Keypoint evaluation: COCO ground truth and results for OKS AP (pycocotools COCOeval,
+iouType "keypoints", run by evaluation.coco_metrics; evaluation.evaluate_dataset and
+evaluation.evaluate_keypoints use these).
 
 OKS (object keypoint similarity) of a detection with a GT instance is the mean over the GT's
 labelled keypoints of exp(-d^2 / (2 s^2 k^2)), with d the distance in pixels, s^2 the GT's
@@ -11,8 +13,7 @@ import io
 
 import numpy as np
 
-__all__ = ["COCO_PERSON_SIGMAS", "oks_sigmas", "build_keypoint_gt", "keypoint_results",
-           "keypoint_metrics", "evaluate_keypoints"]
+__all__ = ["COCO_PERSON_SIGMAS", "oks_sigmas", "build_keypoint_gt", "keypoint_results"]
 
 # COCO's 17 person keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
 # ankles): the sigmas of pycocotools' COCOeval.
@@ -79,39 +80,3 @@ def keypoint_results(image_id, result, category_ids):
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": float(result["scores"][i])})
     return out
-
-
-def keypoint_metrics(coco_gt, results, sigmas, image_ids=None, verbose=0):
-    """COCOeval keypoint stats (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl) as a dict;
-    zeros without detections."""
-    from pycocotools.cocoeval import COCOeval
-
-    names = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
-    if not results:
-        return {n: 0.0 for n in names}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        coco_dt = coco_gt.loadRes(results)
-        ev = COCOeval(coco_gt, coco_dt, "keypoints")
-        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
-        if image_ids is not None:
-            ev.params.imgIds = [int(i) for i in image_ids]
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    if verbose:
-        print(out.getvalue())
-    return {n: float(v) for n, v in zip(names, ev.stats)}
-
-
-def evaluate_keypoints(model, dataset, image_ids=None, limit=0, verbose=1):
-    """OKS AP of an inference MaskRCNN with a keypoint head on a prepared Dataset that has
-    load_keypoints(image_id): evaluation.evaluate_dataset's "coco_keypoints" (categories are
-    the dataset's internal class ids), with "images"."""
-    from mrcnn.evaluation import evaluate_dataset
-
-    if not (model.config.NUM_KEYPOINTS and hasattr(dataset, "load_keypoints")):
-        raise ValueError("evaluate_keypoints needs a model with NUM_KEYPOINTS > 0 and a dataset "
-                         "with load_keypoints(image_id)")
-    metrics = evaluate_dataset(model, dataset, image_ids, limit, verbose=verbose)
-    return dict(metrics["coco_keypoints"], images=metrics["images"])

@@ -16,6 +16,8 @@ import tempfile
 
 import numpy as np
 
+from mrcnn.download import fsync_directory
+
 __all__ = ["load_weights", "save_weights_h5", "WeightsMismatchError", "LoadReport",
            "layers_with_weights", "keras_applications_name", "find_imagenet_weights",
            "file_layer_names", "load_imagenet_weights", "find_weights_file",
@@ -117,20 +119,6 @@ def _h5_names(layer):
     return names
 
 
-def _fsync_directory(directory):
-    """Makes a rename in `directory` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_error(e, filepath):
     """An OSError (same errno) saying which file could not be written and why."""
     reason = e.strerror or str(e)
@@ -181,7 +169,7 @@ def save_weights_h5(model, filepath, extra=None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def keras_applications_name(name):

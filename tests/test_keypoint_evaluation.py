@@ -4,12 +4,8 @@ greedy matching by score, 101-point interpolated precision averaged over OKS 0.5
 import numpy as np
 import pytest
 
-from mrcnn.keypoint_evaluation import (
-    COCO_PERSON_SIGMAS,
-    build_keypoint_gt,
-    keypoint_metrics,
-    keypoint_results,
-)
+from mrcnn.evaluation import coco_metrics
+from mrcnn.keypoint_evaluation import COCO_PERSON_SIGMAS, build_keypoint_gt, keypoint_results
 
 SIGMAS = np.array([0.05, 0.08, 0.1, 0.07])
 
@@ -61,7 +57,7 @@ def _evaluate(gts, dets):
     results = []
     for i, d in zip(ids, dets):
         results += keypoint_results(i, d, lambda c: c)
-    return keypoint_metrics(coco, results, SIGMAS)
+    return coco_metrics(coco, results, "keypoints", sigmas=SIGMAS)
 
 
 def test_perfect_keypoints_give_ap_one():

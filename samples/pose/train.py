@@ -73,33 +73,25 @@ class PoseInferenceConfig(PoseTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.training_parser(__doc__.split("\n\n")[0], "pose", epochs=20, lr_drop_epochs=5,
-                            weights="none", coco_format=False,
-                            dataset_help="not used: pose generates its images")
-    p.add_argument("--train-images", type=int, default=2000)
-    p.add_argument("--val-images", type=int, default=50)
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "pose", epochs=20,
+                                  lr_drop_epochs=5)
     p.add_argument("--no-flip", action="store_true",
                    help="train without horizontal-flip augmentation (which swaps the left "
                         "and right keypoints by KEYPOINT_FLIP_MAP)")
     p.set_defaults(curve_every=0)
-    args = p.parse_args(argv)
-    if args.dataset:
-        p.error("--dataset: pose generates its own images; use --train-images/--val-images")
-    return cli.check_args(args, p)
+    return cli.check_generated_args(p.parse_args(argv), p)
 
 
 def load_datasets(args):
     """Generated training and validation figures (seeded; --limit caps both counts)."""
-    counts = [args.train_images, args.val_images]
-    if args.limit:
-        counts = [min(c, args.limit) for c in counts]
-    sets = []
-    for count, seed in zip(counts, (args.seed, args.seed + 10_000)):
+    from mrcnn import cli
+
+    def make(count, seed):
         ds = PoseDataset()
         ds.load_pose(count, IMAGE_SIZE, IMAGE_SIZE, seed=seed)
-        ds.prepare()
-        sets.append(ds)
-    return sets
+        return ds
+
+    return cli.generated_datasets(args, make)
 
 
 def augmentation(args):
@@ -131,7 +123,7 @@ def save_skeletons_picture(model, dataset, image_ids, path, min_score=0.7):
 
 def after_evaluation(model, val_set, out_dir, args):
     """Keypoint AP (OKS, pycocotools) on the validation images and the skeletons picture."""
-    from mrcnn.keypoint_evaluation import evaluate_keypoints
+    from mrcnn.evaluation import evaluate_keypoints
 
     stats = evaluate_keypoints(model, val_set)
     picture = os.path.join(out_dir, "skeletons.png")

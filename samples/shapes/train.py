@@ -87,19 +87,13 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.training_parser(__doc__.split("\n\n")[0], "shapes", epochs=30, lr_drop_epochs=8,
-                            weights="none", coco_format=False,
-                            dataset_help="not used: shapes generates its images")
-    p.add_argument("--train-images", type=int, default=2000)
-    p.add_argument("--val-images", type=int, default=50)
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=30,
+                                  lr_drop_epochs=8)
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "resnet50/resnet101: the full model")
     p.set_defaults(curve_every=5)
-    args = p.parse_args(argv)
-    if args.dataset:
-        p.error("--dataset: shapes generates its own images; use --train-images/--val-images")
-    return cli.check_args(args, p)
+    return cli.check_generated_args(p.parse_args(argv), p)
 
 
 def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
@@ -122,16 +116,14 @@ def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
 
 def load_datasets(args):
     """Generated training and validation shapes (seeded; --limit caps both counts)."""
-    counts = [args.train_images, args.val_images]
-    if args.limit:
-        counts = [min(c, args.limit) for c in counts]
-    sets = []
-    for count, seed in zip(counts, (args.seed, args.seed + 10_000)):
+    from mrcnn import cli
+
+    def make(count, seed):
         ds = ShapesDataset()
         ds.load_shapes(count, 128, 128, seed=seed)
-        ds.prepare()
-        sets.append(ds)
-    return tuple(sets)
+        return ds
+
+    return cli.generated_datasets(args, make)
 
 
 def after_evaluation(model, val, out_dir, args):

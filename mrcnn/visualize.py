@@ -15,7 +15,7 @@ import numpy as np
 __all__ = ["random_colors", "apply_mask", "display_instances", "display_images",
            "display_top_masks", "display_differences", "draw_rois", "draw_box",
            "plot_precision_recall", "plot_overlaps", "draw_boxes", "display_table",
-           "display_weight_stats"]
+           "display_weight_stats", "draw_keypoints", "display_keypoints", "save_detections_grid"]
 
 
 def random_colors(N, bright=True, seed=None):
@@ -190,6 +190,27 @@ def display_keypoints(image, boxes, keypoints, class_ids, class_names, skeleton=
                       figsize=figsize, ax=ax, show_mask=False)
     draw_keypoints(ax, keypoints, skeleton, min_score=min_score)
     return _finish(fig, save_path, own_figure)
+
+
+def save_detections_grid(model, dataset, image_ids, path, min_score=0.7, skeleton=None):
+    """Runs model.detect on some images of a dataset and saves one row of pictures: the
+    detections with score >= min_score, drawn by display_instances (with their keypoints and
+    skeleton when the model returns keypoints). Returns path."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(image_ids), 4.4))
+    for k, image_id in enumerate(image_ids):
+        image = dataset.load_image(image_id)
+        r = model.detect([image])[0]
+        keep = r["scores"] >= min_score
+        ax = fig.add_subplot(1, len(image_ids), k + 1)
+        display_instances(image, r["rois"][keep], r["masks"][:, :, keep], r["class_ids"][keep],
+                          dataset.class_names, r["scores"][keep], ax=ax,
+                          title=f"val image {image_id}",
+                          keypoints=r["keypoints"][keep] if "keypoints" in r else None,
+                          skeleton=skeleton)
+    fig.savefig(path, bbox_inches="tight")
+    return path
 
 
 def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolation=None,

@@ -102,32 +102,15 @@ def augmentation(args):
     return iaa.Fliplr(0.5)
 
 
-def save_skeletons_picture(model, dataset, image_ids, path, min_score=0.7):
-    """Predicted boxes, keypoints and skeletons (detections with score >= min_score)."""
-    from matplotlib.figure import Figure
-
-    from mrcnn import visualize
-
-    fig = Figure(figsize=(4 * len(image_ids), 4.4))
-    for k, image_id in enumerate(image_ids):
-        image = dataset.load_image(image_id)
-        r = model.detect([image])[0]
-        keep = r["scores"] >= min_score
-        ax = fig.add_subplot(1, len(image_ids), k + 1)
-        visualize.display_keypoints(image, r["rois"][keep], r["keypoints"][keep],
-                                    r["class_ids"][keep], dataset.class_names,
-                                    skeleton=KEYPOINT_SKELETON, scores=r["scores"][keep],
-                                    ax=ax, title=f"val image {image_id}")
-    fig.savefig(path, bbox_inches="tight")
-
-
 def after_evaluation(model, val_set, out_dir, args):
     """Keypoint AP (OKS, pycocotools) on the validation images and the skeletons picture."""
+    from mrcnn import visualize
     from mrcnn.evaluation import evaluate_keypoints
 
     stats = evaluate_keypoints(model, val_set)
     picture = os.path.join(out_dir, "skeletons.png")
-    save_skeletons_picture(model, val_set, list(val_set.image_ids[:4]), picture)
+    visualize.save_detections_grid(model, val_set, list(val_set.image_ids[:4]), picture,
+                                   skeleton=KEYPOINT_SKELETON)
     print(f"keypoint AP (OKS, {len(val_set.image_ids)} images): {stats['AP']:.4f}  "
           f"AP50 {stats['AP50']:.4f}  AP75 {stats['AP75']:.4f}")
     return {"keypoint_AP": stats["AP"], "keypoint_AP50": stats["AP50"],

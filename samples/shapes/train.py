@@ -97,21 +97,10 @@ def parse_args(argv=None):
 
 
 def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
-    """A grid of detections (score >= min_score) on some images, drawn by display_instances."""
-    from matplotlib.figure import Figure
-
+    """A row of detections (score >= min_score) on some images (visualize.save_detections_grid)."""
     from mrcnn import visualize
 
-    fig = Figure(figsize=(4 * len(image_ids), 4.4))
-    for k, image_id in enumerate(image_ids):
-        image = dataset.load_image(image_id)
-        r = model.detect([image])[0]
-        keep = r["scores"] >= min_score
-        ax = fig.add_subplot(1, len(image_ids), k + 1)
-        visualize.display_instances(image, r["rois"][keep], r["masks"][:, :, keep],
-                                    r["class_ids"][keep], dataset.class_names,
-                                    r["scores"][keep], ax=ax, title=f"val image {image_id}")
-    fig.savefig(path, bbox_inches="tight")
+    return visualize.save_detections_grid(model, dataset, image_ids, path, min_score)
 
 
 def load_datasets(args):

@@ -4,6 +4,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Downloads (mrcnn.download) go to a fresh cache: no test reads or writes the user's
+# ~/.keras/models, and no test finds a file there that would spare it a (loopback) download.
+if "MRCNN_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["MRCNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="mrcnn_test_cache_")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

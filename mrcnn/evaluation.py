@@ -334,7 +334,8 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
         image_ids = image_ids[:limit]
     start = time.time()
     gts, preds, coco_results, keypoint_results = [], [], [], []
-    with_keypoints = bool(getattr(model.config, "NUM_KEYPOINTS", 0)) and \
+    # Anything with detect() can be evaluated; keypoints need a keypoint model's config.
+    with_keypoints = bool(getattr(getattr(model, "config", None), "NUM_KEYPOINTS", 0)) and \
         hasattr(dataset, "load_keypoints")
     bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
     for n, image_id in enumerate(image_ids):

@@ -102,9 +102,9 @@ def mold_image(images, config):
     """RGB images [..., H, W, C] (uint8 or float) -> float32 network input: subtracts
     config.MEAN_PIXEL and, when config.STD_PIXEL is set, divides by it (a float64 MEAN_PIXEL
     no longer promotes the result to float64)."""
-    out = np.asarray(images).astype(np.float32) - np.asarray(config.MEAN_PIXEL, np.float32)
+    out = np.asarray(images).astype(np.float32) - np.asarray(config.MEAN_PIXEL)
     std = _std_pixel(config)
-    return (out / std).astype(np.float32) if std is not None else out
+    return (out / std if std is not None else out).astype(np.float32)
 
 
 def unmold_image(normalized_images, config):

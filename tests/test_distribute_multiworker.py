@@ -70,7 +70,8 @@ def test_two_workers_equal_one_process(runs):
     single = np.load(tmp / "single.npz")
     chief = np.load(tmp / "multi.npz")
     other = np.load(tmp / "multi.worker1.npz")
-    assert chief["losses"].shape == single["losses"].shape == (3, 6)
+    # 3 steps x (loss, the five losses, nonfinite_steps)
+    assert chief["losses"].shape == single["losses"].shape == (3, 7)
     # Logged losses of each of the 3 steps (running means over the epoch, as Keras logs them).
     np.testing.assert_allclose(chief["losses"], single["losses"], rtol=1e-5)
     names = [k for k in single.files if k.startswith("w")]

@@ -40,10 +40,11 @@ def _worker_dirs(env):
 
 
 def _checkpoints(logs):
+    """The per-epoch checkpoints (mask_rcnn_*.h5) under logs, as run/file paths."""
     found = []
     for run in sorted(os.listdir(logs)):
         found += [os.path.join(run, f) for f in sorted(os.listdir(os.path.join(logs, run)))
-                  if f.endswith(".h5")]
+                  if f.startswith("mask_rcnn_") and f.endswith(".h5")]
     return found
 
 
@@ -92,6 +93,9 @@ def test_only_the_chief_writes(runs):
     runs_ = os.listdir(logs)
     assert len(runs_) == 1 and re.fullmatch(r"dist\d{8}T\d{4}", runs_[0])
     assert _checkpoints(logs) == [os.path.join(runs_[0], "mask_rcnn_dist_0001.h5")]
+    # The chief's resume state (README "When training stops") is the only other file.
+    assert sorted(f for f in os.listdir(os.path.join(logs, runs_[0])) if f.endswith(".h5")) \
+        == ["mask_rcnn_dist_0001.h5", "resume_dist.h5"]
     events = [f for _, _, fs in os.walk(logs) for f in fs if f.startswith("events.out")]
     assert len(events) == 2  # train and validation, from one process
     # The non-chief worker's temporary log directory is gone.

@@ -73,8 +73,8 @@ class PoseInferenceConfig(PoseTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "pose", epochs=20,
-                                  lr_drop_epochs=5)
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "pose", epochs=8,
+                                  lr_drop_epochs=2)
     p.add_argument("--no-flip", action="store_true",
                    help="train without horizontal-flip augmentation (which swaps the left "
                         "and right keypoints by KEYPOINT_FLIP_MAP)")

@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-__all__ = ["ann_to_rle", "ann_to_mask", "instance_masks", "load_coco_json", "COCO_FORMAT"]
+__all__ = ["ann_to_rle", "ann_to_mask", "instance_masks", "instance_keypoints",
+           "keypoint_categories", "load_coco_json", "COCO_FORMAT"]
 
 # image_info["annotation_format"] of images whose masks come from COCO annotations.
 COCO_FORMAT = "coco"
@@ -75,22 +76,16 @@ def ann_to_mask(ann, height, width, context=""):
     return mask_utils.decode(ann_to_rle(ann, height, width, context))
 
 
-def instance_masks(dataset, image_id, source=None):
-    """Masks of an image whose image_info has COCO `annotations`, `height` and `width`.
-
-    Class ids are dataset.map_source_class_id(f"{source}.{category_id}") (source: the image's
-    source by default), negated for crowds. Masks under one pixel are skipped; a crowd mask
-    whose RLE has another size than the image becomes the whole image (as matterport did). A
-    non-crowd mask of another size raises ValueError naming the annotation and image.
-    Returns bool [height, width, N] and int32 [N]; N may be 0.
-    """
+def _instances(dataset, image_id, source=None):
+    """(height, width, [(annotation, bool mask, class id), ...]) of the annotations that
+    instance_masks keeps, in file order (instance_keypoints follows the same order)."""
     info = dataset.image_info[image_id]
     source = source or info["source"]
     height, width = info.get("height"), info.get("width")
     if not height or not width:  # the JSON gave no size: read it from the file
         height, width = dataset.load_image(image_id).shape[:2]
     context = f", file {info.get('path')}"
-    masks, class_ids = [], []
+    kept = []
     for ann in info.get("annotations") or []:
         key = f"{source}.{ann['category_id']}"
         if key not in dataset.class_from_source_map:
@@ -107,11 +102,61 @@ def instance_masks(dataset, image_id, source=None):
         elif m.shape != (height, width):
             raise ValueError(f"{_where(ann, context)}: RLE size {list(m.shape)} differs from "
                              f"the image size {[height, width]}")
-        masks.append(m.astype(bool))
-        class_ids.append(class_id)
-    if not masks:
+        kept.append((ann, m.astype(bool), class_id))
+    return height, width, kept
+
+
+def instance_masks(dataset, image_id, source=None):
+    """Masks of an image whose image_info has COCO `annotations`, `height` and `width`.
+
+    Class ids are dataset.map_source_class_id(f"{source}.{category_id}") (source: the image's
+    source by default), negated for crowds. Masks under one pixel are skipped; a crowd mask
+    whose RLE has another size than the image becomes the whole image (as matterport did). A
+    non-crowd mask of another size raises ValueError naming the annotation and image.
+    Returns bool [height, width, N] and int32 [N]; N may be 0.
+    """
+    height, width, kept = _instances(dataset, image_id, source)
+    if not kept:
         return np.zeros((height, width, 0), bool), np.zeros([0], np.int32)
-    return np.stack(masks, axis=2), np.array(class_ids, dtype=np.int32)
+    return (np.stack([m for _, m, _ in kept], axis=2),
+            np.array([c for _, _, c in kept], dtype=np.int32))
+
+
+def instance_keypoints(dataset, image_id, num_keypoints, source=None):
+    """Keypoints of the instances instance_masks returns, in the same order.
+
+    COCO's `keypoints` field is [x1, y1, v1, ...] with x, y integer pixel indices; mrcnn keeps
+    continuous coordinates (mrcnn.ops.keypoints), so labelled points (v > 0) get + 0.5 and
+    unlabelled ones are (0, 0, 0). Annotations without the field (crowds, objects of other
+    categories) have every keypoint unlabelled. A field of another length than
+    3 * num_keypoints raises ValueError naming the annotation and image.
+    Returns float32 [N, num_keypoints, (x, y, v)] in pixels.
+    """
+    _, _, kept = _instances(dataset, image_id, source)
+    out = np.zeros((len(kept), num_keypoints, 3), np.float32)
+    context = f", file {dataset.image_info[image_id].get('path')}"
+    for i, (ann, _, _) in enumerate(kept):
+        kps = ann.get("keypoints")
+        if not kps:
+            continue
+        if len(kps) != 3 * num_keypoints:
+            raise ValueError(f"{_where(ann, context)}: 'keypoints' has {len(kps)} values, "
+                             f"expected 3 * {num_keypoints}")
+        kps = np.asarray(kps, np.float32).reshape(num_keypoints, 3)
+        labelled = kps[:, 2] > 0
+        out[i, labelled, :2] = kps[labelled, :2] + 0.5
+        out[i, labelled, 2] = kps[labelled, 2]
+    return out
+
+
+def keypoint_categories(categories):
+    """(names, skeleton) of the first category that lists `keypoints` (COCO's person), the
+    skeleton's 1-based pairs made 0-based; (None, None) when no category has keypoints."""
+    for cat in categories:
+        if cat.get("keypoints"):
+            skeleton = tuple((int(a) - 1, int(b) - 1) for a, b in cat.get("skeleton") or ())
+            return tuple(cat["keypoints"]), skeleton
+    return None, None
 
 
 def _read_json(annotation_json):
@@ -204,6 +249,10 @@ def load_coco_json(dataset, annotation_json, image_dir, source="coco_json", clas
                              "export cannot train masks)")
         if ann["category_id"] in keep:
             per_image[ann["image_id"]].append(ann)
+    names, skeleton = keypoint_categories(
+        [c for c in data["categories"] if c.get("id") in keep])
+    if names:  # a keypoint file (COCO person_keypoints, CVAT/Label Studio skeletons)
+        dataset.keypoint_names, dataset.keypoint_skeleton = names, skeleton
     for image_id, img in images.items():
         dataset.add_image(source, image_id=image_id,
                           path=_image_path(image_dir, img["file_name"]),

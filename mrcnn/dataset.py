@@ -70,6 +70,9 @@ class Dataset:
         # Background is always the first class.
         self.class_info = [{"source": "", "id": 0, "name": "BG"}]
         self.source_class_ids = {}
+        # Keypoint names and skeleton (0-based pairs) of a keypoint dataset, if any.
+        self.keypoint_names = None
+        self.keypoint_skeleton = None
 
     def add_class(self, source, class_id, class_name):
         if "." in source:
@@ -192,3 +195,23 @@ class Dataset:
             return instance_masks(self, image_id)
         logger.warning("You are using the default load_mask(); define your own load_mask().")
         return np.empty([0, 0, 0], dtype=bool), np.empty([0], np.int32)
+
+    def load_keypoints(self, image_id):
+        """Keypoints of the instances load_mask returns, in the same order. Override in
+        subclasses of keypoint datasets (Config.NUM_KEYPOINTS > 0).
+
+        Returns float32 [instances, K, (x, y, v)]: continuous pixel coordinates (the centre of
+        pixel column i is x = i + 0.5) and COCO's visibility (0 not labelled, 1 occluded,
+        2 visible). Images added by load_coco_json from a file whose category lists
+        `keypoints` (COCO person_keypoints, skeleton exports of CVAT or Label Studio) are
+        decoded from their annotations (COCO's integer pixel indices + 0.5).
+        """
+        from mrcnn.coco_format import COCO_FORMAT, instance_keypoints
+
+        info = self.image_info[image_id] if 0 <= image_id < len(self.image_info) else {}
+        if info.get("annotation_format") == COCO_FORMAT and self.keypoint_names:
+            return instance_keypoints(self, image_id, len(self.keypoint_names))
+        raise NotImplementedError(
+            f"{type(self).__name__} has no keypoints for {self._describe(image_id)}: a model "
+            "with NUM_KEYPOINTS > 0 needs load_keypoints(image_id) in your Dataset subclass "
+            "(or a COCO keypoint file loaded with load_coco_json)")

@@ -66,12 +66,18 @@ def build_keypoint_gt(image_ids, gts, category_ids, keypoint_names=()):
     return coco
 
 
-def keypoint_results(image_id, result, category_ids):
+def keypoint_results(image_id, result, category_ids, pixel_indices=False):
     """COCO keypoint result dicts of one detect() result (needs result["keypoints"]); the
-    detection's class score ranks it."""
+    detection's class score ranks it.
+
+    pixel_indices: write COCO's integer-pixel-index convention (x - 0.5, y - 0.5), to compare
+    with keypoints as a COCO file stores them; False keeps mrcnn's continuous coordinates
+    (what Dataset.load_keypoints returns, so build_keypoint_gt's ground truth)."""
     out = []
     for i in range(len(result["class_ids"])):
         kps = np.asarray(result["keypoints"][i], dtype=np.float64).copy()
+        if pixel_indices:
+            kps[:, :2] -= 0.5
         kps[:, 2] = 1.0  # COCO results carry a visibility slot; COCOeval ignores it
         y1, x1, y2, x2 = (float(v) for v in result["rois"][i])
         out.append({"image_id": int(image_id),

@@ -82,7 +82,15 @@ def test_mixed_float16_training_step(tmp_path, shapes_datasets):
         g_full = np.asarray(grads["full"][0][name])
         scale = np.abs(g_full).max()
         assert scale > 0
-        np.testing.assert_allclose(g_mixed, g_full, atol=0.05 * scale, err_msg=name)
+        # float16 keeps 11 significant bits; summed over a whole feature map the gradients
+        # agree to about 0.5% (norm) here. A ReLU near zero can flip in float16 and route a
+        # few elements differently (CI once saw 312 of 1.2M kernel entries off by 14% of the
+        # max), so the check is on the norm and on the share of entries: a wrong or missing
+        # unscaling would be off by the loss scale (2**15 and below) everywhere.
+        error = np.linalg.norm(g_mixed - g_full) / np.linalg.norm(g_full)
+        assert error < 0.02, (name, error)
+        outliers = np.mean(np.abs(g_mixed - g_full) > 0.05 * scale)
+        assert outliers < 1e-3, (name, outliers)
 
 
 def test_mixed_bfloat16_detect_matches_float32(tmp_path, tiny_config):

@@ -1,7 +1,9 @@
-"""Mask R-CNN on MS COCO: dataset loading, training and bbox/segm evaluation (pycocotools).
+"""Mask R-CNN on MS COCO: dataset loading, training and bbox/segm evaluation (pycocotools);
+with --task keypoints, person keypoints (person_keypoints_*.json) and OKS AP.
 
     python samples/coco/coco.py train --dataset=/path/to/coco --model=coco
     python samples/coco/coco.py evaluate --dataset=/path/to/coco --model=last --eval-type=both
+    python samples/coco/coco.py evaluate --dataset=/path/to/coco --model=last --task=keypoints
 
 --model: "coco" (mask_rcnn_coco.h5 in the repository root or ../shared/data), "last" (newest
 checkpoint in --logs), "imagenet" (ResNet ImageNet weights, a local file) or a path.
@@ -22,10 +24,17 @@ if ROOT not in sys.path:
 from mrcnn import coco_format, utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
 from mrcnn.evaluation import build_coco_results  # noqa: E402, F401  (matterport's name)
+from mrcnn.presets import (  # noqa: E402
+    COCO_PERSON_FLIP_MAP,
+    COCO_PERSON_KEYPOINT_NAMES,
+    COCO_PERSON_SKELETON,
+)
 
 DEFAULT_DATASET_YEAR = "2014"
 COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
 SUBSETS = ("train", "val", "minival", "valminusminival")
+TASKS = ("instances", "person_keypoints")
+EVAL_TYPES = ("bbox", "segm", "both", "keypoints")
 
 
 class CocoConfig(Config):
@@ -36,13 +45,27 @@ class CocoConfig(Config):
     NUM_CLASSES = 1 + 80
 
 
+class CocoKeypointConfig(CocoConfig):
+    """COCO person keypoints (person_keypoints_*.json, --task keypoints): the person class
+    with the paper's keypoint head beside the box and mask heads (its Table 4)."""
+
+    NAME = "coco_keypoints"
+    NUM_CLASSES = 1 + 1
+    NUM_KEYPOINTS = len(COCO_PERSON_KEYPOINT_NAMES)
+    KEYPOINT_NAMES = COCO_PERSON_KEYPOINT_NAMES
+    KEYPOINT_FLIP_MAP = COCO_PERSON_FLIP_MAP
+    KEYPOINT_SKELETON = COCO_PERSON_SKELETON
+
+
 class CocoDataset(utils.Dataset):
     def load_coco(self, dataset_dir, subset, year=DEFAULT_DATASET_YEAR, class_ids=None,
-                  class_map=None, return_coco=False, auto_download=False):
+                  class_map=None, return_coco=False, auto_download=False, task="instances"):
         """Loads a subset of a COCO-format dataset.
 
-        dataset_dir: holds annotations/instances_<subset><year>.json and the image folder
+        dataset_dir: holds annotations/<task>_<subset><year>.json and the image folder
             <subset><year>/ (val<year>/ for minival and valminusminival).
+        task: "instances" (instances_*.json) or "person_keypoints" (person_keypoints_*.json:
+            the person category with its 17 keypoints; load_keypoints then returns them).
         subset: train, val, minival or valminusminival (any other name is used as given).
         class_ids: load only these COCO category ids (and only images that contain them);
             default: every category and every image, including images without annotations.
@@ -54,7 +77,9 @@ class CocoDataset(utils.Dataset):
         year = str(year)
         if auto_download:
             self.auto_download(dataset_dir, subset, year)
-        ann_file = os.path.join(dataset_dir, "annotations", f"instances_{subset}{year}.json")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        ann_file = os.path.join(dataset_dir, "annotations", f"{task}_{subset}{year}.json")
         if not os.path.isfile(ann_file):
             raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
         image_subset = "val" if subset in ("minival", "valminusminival") else subset
@@ -71,6 +96,9 @@ class CocoDataset(utils.Dataset):
             image_ids = sorted(coco.imgs.keys())
         for i in class_ids:
             self.add_class("coco", i, coco.loadCats(i)[0]["name"])
+        names, skeleton = coco_format.keypoint_categories(coco.loadCats(class_ids))
+        if names:
+            self.keypoint_names, self.keypoint_skeleton = names, skeleton
         for i in image_ids:
             info = coco.imgs[i]
             self.add_image(
@@ -98,6 +126,15 @@ class CocoDataset(utils.Dataset):
             return super().load_mask(image_id)
         return coco_format.instance_masks(self, image_id, source="coco")
 
+    def load_keypoints(self, image_id):
+        """[instances, 17, (x, y, v)] float32 of a person_keypoints file, in load_mask's order:
+        COCO's integer pixel indices + 0.5 (mrcnn's continuous coordinates), v as in the file
+        (0 unlabelled, 1 occluded, 2 visible); crowds have no labelled keypoint."""
+        if self.image_info[image_id]["source"] != "coco" or not self.keypoint_names:
+            return super().load_keypoints(image_id)
+        return coco_format.instance_keypoints(self, image_id, len(self.keypoint_names),
+                                              source="coco")
+
     def image_reference(self, image_id):
         info = self.image_info[image_id]
         if info["source"] == "coco":
@@ -117,12 +154,18 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
     """Runs detection on the dataset's images and evaluates with COCOeval, as matterport did:
     one image at a time, build_coco_results with the image's COCO id, then COCOeval.
 
-    image_ids: dataset image ids (default: all). eval_type: "bbox", "segm" or "both".
-    Returns {eval_type: {AP, AP50, ...}}.
+    image_ids: dataset image ids (default: all). eval_type: "bbox", "segm", "both" or
+    "keypoints" (OKS AP of a keypoint model against a person_keypoints file: the keypoints
+    are written as COCO stores them, integer pixel indices).
+    Returns {eval_type: {AP, AP50, ...}} ("bbox" and "segm" for "both").
     """
     import keras
 
     from mrcnn.evaluation import coco_metrics
+    from mrcnn.keypoint_evaluation import keypoint_results
+
+    if eval_type not in EVAL_TYPES:
+        raise ValueError(f"eval_type must be one of {EVAL_TYPES}, got {eval_type!r}")
 
     image_ids = list(image_ids if image_ids is not None else dataset.image_ids)
     if limit:
@@ -133,8 +176,14 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
     bar = keras.utils.Progbar(len(image_ids), unit_name="image") if verbose else None
     for i, image_id in enumerate(image_ids):
         r = model.detect([dataset.load_image(image_id)], verbose=0)[0]
-        results += build_coco_results(dataset, coco_image_ids[i:i + 1], r["rois"],
-                                      r["class_ids"], r["scores"], r["masks"].astype(np.uint8))
+        if eval_type == "keypoints":
+            results += keypoint_results(coco_image_ids[i], r,
+                                        lambda c: dataset.get_source_class_id(c, "coco"),
+                                        pixel_indices=True)
+        else:
+            results += build_coco_results(dataset, coco_image_ids[i:i + 1], r["rois"],
+                                          r["class_ids"], r["scores"],
+                                          r["masks"].astype(np.uint8))
         if bar:
             bar.update(i + 1)
     kinds = ["bbox", "segm"] if eval_type == "both" else [eval_type]
@@ -167,7 +216,11 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True, help="coco, last, imagenet or a weights file")
     p.add_argument("--logs", default=os.path.join(ROOT, "logs"))
     p.add_argument("--limit", type=int, default=500, help="images to evaluate (0: all)")
-    p.add_argument("--eval-type", default="both", choices=["bbox", "segm", "both"])
+    p.add_argument("--task", default="instances", choices=["instances", "keypoints"],
+                   help="instances: instances_*.json, 80 classes; keypoints: "
+                        "person_keypoints_*.json, person boxes, masks and 17 keypoints")
+    p.add_argument("--eval-type", default=None, choices=list(EVAL_TYPES),
+                   help="default: both (bbox and segm), keypoints with --task keypoints")
     p.add_argument("--download", action="store_true",
                    help="not available offline: prints what to fetch")
     return p.parse_args(argv)
@@ -177,10 +230,13 @@ def main(argv=None):
     args = parse_args(argv)
     from mrcnn import model as modellib
 
+    base = CocoKeypointConfig if args.task == "keypoints" else CocoConfig
+    ann_task = "person_keypoints" if args.task == "keypoints" else "instances"
+    eval_type = args.eval_type or ("keypoints" if args.task == "keypoints" else "both")
     if args.command == "train":
-        config = CocoConfig()
+        config = base()
     else:
-        config = type("InferenceConfig", (CocoConfig,), {
+        config = type("InferenceConfig", (base,), {
             "GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "DETECTION_MIN_CONFIDENCE": 0})()
     config.display()
     mode = "training" if args.command == "train" else "inference"
@@ -195,13 +251,14 @@ def main(argv=None):
         import imgaug.augmenters as iaa
 
         train = CocoDataset()
-        train.load_coco(args.dataset, "train", year=args.year, auto_download=args.download)
+        train.load_coco(args.dataset, "train", year=args.year, auto_download=args.download,
+                        task=ann_task)
         if args.year == "2014":
-            train.load_coco(args.dataset, "valminusminival", year=args.year)
+            train.load_coco(args.dataset, "valminusminival", year=args.year, task=ann_task)
         train.prepare()
         val = CocoDataset()
         val.load_coco(args.dataset, "minival" if args.year == "2014" else "val",
-                      year=args.year, auto_download=args.download)
+                      year=args.year, auto_download=args.download, task=ann_task)
         val.prepare()
         augmentation = iaa.Fliplr(0.5)
         lr = config.LEARNING_RATE
@@ -212,10 +269,10 @@ def main(argv=None):
         val = CocoDataset()
         subset = "minival" if args.year == "2014" else "val"
         coco = val.load_coco(args.dataset, subset, year=args.year, return_coco=True,
-                             auto_download=args.download)
+                             auto_download=args.download, task=ann_task)
         val.prepare()
         print(f"Running COCO evaluation on {args.limit or 'all'} images.")
-        return evaluate_coco(model, val, coco, args.eval_type, limit=args.limit)
+        return evaluate_coco(model, val, coco, eval_type, limit=args.limit)
     return None
 
 

@@ -6,11 +6,14 @@
         --images DIR
     python samples/coco/train.py --dataset /path/to/coco --weights last     # resume
     python samples/coco/train.py --dataset /path/to/coco --weights torchvision --layers heads
+    python samples/coco/train.py --dataset /path/to/coco --task keypoints   # person keypoints
 
 --dataset holds annotations/instances_<subset><year>.json and the image folders, as read by
 samples/coco/coco.py's CocoDataset (2014: train + valminusminival for training, minival for
-validation; 2017: train and val). Evaluation (dataset-level mask/box mAP@0.5 and COCO AP over
---eval-limit validation images) goes to results/coco/metrics.json, the last line printed.
+validation; 2017: train and val); with --task keypoints, person_keypoints_<subset><year>.json
+(the person class, its masks and 17 keypoints; OKS AP is added to the metrics). Evaluation
+(dataset-level mask/box mAP@0.5 and COCO AP over --eval-limit validation images) goes to
+results/coco/metrics.json, the last line printed.
 Options shared by all samples/*/train.py are described in mrcnn/cli.py.
 """
 
@@ -24,7 +27,12 @@ if ROOT not in sys.path:
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from samples.coco.coco import DEFAULT_DATASET_YEAR, CocoConfig, CocoDataset  # noqa: E402
+from samples.coco.coco import (  # noqa: E402
+    DEFAULT_DATASET_YEAR,
+    CocoConfig,
+    CocoDataset,
+    CocoKeypointConfig,
+)
 
 
 class CocoInferenceConfig(CocoConfig):
@@ -41,6 +49,9 @@ def parse_args(argv=None):
                             weights="imagenet",
                             dataset_help="COCO folder (annotations/ and image folders)")
     p.add_argument("--year", default=DEFAULT_DATASET_YEAR, choices=["2014", "2017"])
+    p.add_argument("--task", default="instances", choices=["instances", "keypoints"],
+                   help="keypoints: person_keypoints_*.json and the keypoint head "
+                        "(coco.CocoKeypointConfig)")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
                    help=f"default: the config's ({CocoConfig.BACKBONE})")
     p.add_argument("--image-size", type=int, default=None,
@@ -67,6 +78,8 @@ def config_overrides(args):
     from samples.shapes.train import BACKBONES
 
     overrides = torchvision_overrides() if args.weights == "torchvision" else {}
+    if args.task == "keypoints":
+        overrides.update({k: v for k, v in vars(CocoKeypointConfig).items() if k.isupper()})
     if args.backbone and args.weights == "torchvision":
         raise SystemExit("--backbone: --weights torchvision needs torchvision's ResNet-50")
     overrides.update(BACKBONES[args.backbone] if args.backbone else {})
@@ -81,12 +94,14 @@ def load_datasets(args):
     """COCO train/val as coco.py's `train` command loads them."""
     from mrcnn.cli import limit_images
 
+    task = "person_keypoints" if args.task == "keypoints" else "instances"
     train = CocoDataset()
-    train.load_coco(args.dataset, "train", year=args.year)
+    train.load_coco(args.dataset, "train", year=args.year, task=task)
     if args.year == "2014":
-        train.load_coco(args.dataset, "valminusminival", year=args.year)
+        train.load_coco(args.dataset, "valminusminival", year=args.year, task=task)
     val = CocoDataset()
-    val.load_coco(args.dataset, "minival" if args.year == "2014" else "val", year=args.year)
+    val.load_coco(args.dataset, "minival" if args.year == "2014" else "val", year=args.year,
+                  task=task)
     for ds in (train, val):
         limit_images(ds, args.limit)
         ds.prepare()

@@ -293,3 +293,167 @@ def test_shared_coco_dataset_counts():
     assert ds.num_images == len(coco.getImgIds())
     assert ds.num_classes == len(coco.getCatIds()) + 1
     assert sum(len(i["annotations"]) for i in ds.image_info) == len(coco.getAnnIds())
+
+
+# --- person keypoints (person_keypoints_*.json, --task keypoints) ---------------------------
+
+KH, KW = 64, 80
+
+
+def _person(ann_id, image_id, box, rng, crowd=False):
+    """A person annotation: a rectangle polygon and 17 keypoints inside it (integer pixel
+    indices as COCO stores them), some occluded (v = 1) and some unlabelled (0, 0, 0)."""
+    x, y, w, h = box
+    ann = {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": int(crowd),
+           "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "area": float(w * h),
+           "bbox": [x, y, w, h], "num_keypoints": 0, "keypoints": [0] * 51}
+    if crowd:
+        return ann
+    xs = rng.integers(x, x + w, 17)
+    ys = rng.integers(y, y + h, 17)
+    vs = rng.choice([0, 1, 2], 17, p=[0.2, 0.2, 0.6])
+    kps = np.stack([np.where(vs > 0, xs, 0), np.where(vs > 0, ys, 0), vs], axis=1)
+    ann.update(keypoints=[int(v) for v in kps.reshape(-1)], num_keypoints=int((vs > 0).sum()))
+    return ann
+
+
+@pytest.fixture
+def keypoints_dir(tmp_path):
+    import skimage.io
+
+    from mrcnn.presets import COCO_PERSON_KEYPOINT_NAMES
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "val2017").mkdir()
+    anns = [_person(1, 1, (5, 6, 30, 40), rng), _person(2, 1, (40, 10, 25, 45), rng),
+            # no area and no keypoints: load_mask skips it, so load_keypoints must too (same
+            # order); COCOeval ignores persons without keypoints
+            dict(_person(3, 2, (10, 10, 20, 20), rng, crowd=True), iscrowd=0,
+                 segmentation=[[1, 1, 2, 1]]),
+            _person(4, 2, (20, 12, 35, 44), rng),
+            _person(5, 2, (0, 0, 16, 16), rng, crowd=True)]
+    images = [{"id": i, "file_name": f"{i:012d}.png", "height": KH, "width": KW}
+              for i in (1, 2)]
+    for info in images:
+        skimage.io.imsave(str(tmp_path / "val2017" / info["file_name"]),
+                          np.full((KH, KW, 3), 90, np.uint8), check_contrast=False)
+    cats = [{"id": 1, "name": "person", "supercategory": "person",
+             "keypoints": list(COCO_PERSON_KEYPOINT_NAMES),
+             "skeleton": [[16, 14], [14, 12], [6, 7]]}]
+    path = tmp_path / "annotations" / "person_keypoints_val2017.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return tmp_path, anns
+
+
+def _load_keypoints(path):
+    ds = CocoDataset()
+    coco = ds.load_coco(str(path), "val", year=2017, return_coco=True, task="person_keypoints")
+    ds.prepare()
+    return ds, coco
+
+
+def _file_keypoints(ann):
+    return np.asarray(ann["keypoints"], np.float32).reshape(17, 3)
+
+
+def test_person_keypoints_load_in_mask_order_as_continuous_coordinates(keypoints_dir):
+    path, anns = keypoints_dir
+    ds, _ = _load_keypoints(path)
+    assert ds.class_names == ["BG", "person"]
+    assert len(ds.keypoint_names) == 17 and ds.keypoint_names[0] == "nose"
+    assert ds.keypoint_skeleton == ((15, 13), (13, 11), (5, 6))  # 1-based in the file
+    for image_id, expected in ((0, [anns[0], anns[1]]), (1, [anns[3], anns[4]])):
+        masks, class_ids = ds.load_mask(image_id)
+        kps = ds.load_keypoints(image_id)
+        assert kps.shape == (masks.shape[-1], 17, 3) == (2, 17, 3) and kps.dtype == np.float32
+        for got, ann in zip(kps, expected):
+            want = _file_keypoints(ann)
+            labelled = want[:, 2] > 0
+            np.testing.assert_array_equal(got[:, 2], want[:, 2])
+            np.testing.assert_array_equal(got[labelled, :2], want[labelled, :2] + 0.5)
+            np.testing.assert_array_equal(got[~labelled], 0)
+    assert class_ids.tolist() == [1, -1] and not ds.load_keypoints(1)[1, :, 2].any()  # crowd
+
+
+class GroundTruthKeypointModel(GroundTruthModel):
+    """detect() also returns the ground truth's keypoints (score column 1), shifted by
+    `kp_shift` pixels in x."""
+
+    def __init__(self, dataset, kp_shift=0.0):
+        super().__init__(dataset)
+        self.kp_shift = kp_shift
+
+    def detect(self, images, verbose=0):
+        image_id = self.index["n"] % self.dataset.num_images if self.index else 0
+        r = super().detect(images, verbose)[0]
+        _, ids = self.dataset.load_mask(image_id)
+        kps = self.dataset.load_keypoints(image_id)[ids > 0].copy()
+        kps[:, :, 0] += self.kp_shift
+        kps[:, :, 2] = 1.0
+        r["keypoints"] = kps
+        return [r]
+
+
+def test_keypoint_evaluation_against_the_file_with_pycocotools(keypoints_dir):
+    """evaluate_coco(..., "keypoints") writes keypoints as the file stores them: ground truth
+    as predictions scores 1.0, and a 2-pixel shift gives exactly what COCOeval gives for the
+    file's own keypoints moved by 2 pixels (so the half-pixel convention is undone)."""
+    path, anns = keypoints_dir
+    ds, coco = _load_keypoints(path)
+    stats = evaluate_coco(GroundTruthKeypointModel(ds), ds, coco, "keypoints", verbose=0)
+    assert stats["keypoints"]["AP"] == pytest.approx(1.0)
+    ours = evaluate_coco(GroundTruthKeypointModel(ds, 2.0), ds, coco, "keypoints", verbose=0)
+    results = []
+    # GroundTruthModel's scores: np.linspace(0.9, 0.5, instances) per image.
+    for ann, score in zip((anns[0], anns[1], anns[3]), (0.9, 0.5, 0.9)):
+        kps = _file_keypoints(ann)
+        kps[:, 0] += 2.0
+        kps[:, 2] = 1.0
+        results.append({"image_id": ann["image_id"], "category_id": 1, "score": score,
+                        "keypoints": [float(v) for v in kps.reshape(-1)]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(path / "annotations" / "person_keypoints_val2017.json"))
+        ev = COCOeval(gt, gt.loadRes(results), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    for k, name in enumerate(["AP", "AP50", "AP75"]):
+        assert ours["keypoints"][name] == pytest.approx(ev.stats[k], abs=1e-9), name
+    assert 0 < ours["keypoints"]["AP"] < 1
+
+
+def test_load_coco_json_reads_keypoints_and_rejects_bad_ones(keypoints_dir):
+    from mrcnn import utils
+
+    path, anns = keypoints_dir
+    ds = utils.Dataset()
+    ds.load_coco_json(str(path / "annotations" / "person_keypoints_val2017.json"),
+                      str(path / "val2017"))
+    ds.prepare()
+    np.testing.assert_array_equal(ds.load_keypoints(0), _load_keypoints(path)[0].load_keypoints(0))
+    data = json.loads((path / "annotations" / "person_keypoints_val2017.json").read_text())
+    data["annotations"][1]["keypoints"] = data["annotations"][1]["keypoints"][:48]
+    bad = utils.Dataset()
+    bad.load_coco_json(data, str(path / "val2017"))
+    bad.prepare()
+    with pytest.raises(ValueError, match=r"annotation 2 .*'keypoints' has 48 values"):
+        bad.load_keypoints(0)
+    no_keypoints = utils.Dataset()
+    no_keypoints.add_image("x", 0, "nowhere.png")
+    with pytest.raises(NotImplementedError, match="load_keypoints"):
+        no_keypoints.load_keypoints(0)
+
+
+def test_coco_cli_task_keypoints_selects_the_keypoint_config():
+    from samples.coco import coco as coco_sample
+    from samples.coco import train as coco_train
+
+    args = coco_train.parse_args(["--dataset", "d", "--task", "keypoints", "--weights", "none"])
+    overrides = coco_train.config_overrides(args)
+    assert overrides["NUM_KEYPOINTS"] == 17 and overrides["NUM_CLASSES"] == 2
+    args = coco_sample.parse_args(["evaluate", "--dataset", "d", "--model", "last",
+                                   "--task", "keypoints"])
+    assert args.task == "keypoints" and args.eval_type is None
+    with pytest.raises(ValueError, match="eval_type"):
+        evaluate_coco(None, None, None, "keypoint")

@@ -437,6 +437,10 @@ def run_training(task, args):
         "layers": args.layers,
         "seed": args.seed,
     }
+    if "coco_keypoints" in metrics:  # a keypoint model: OKS AP (pycocotools)
+        kp = metrics["coco_keypoints"]
+        summary.update(keypoint_AP=kp["AP"], keypoint_AP50=kp["AP50"],
+                       keypoint_AP75=kp["AP75"], coco_keypoints=kp)
     if curve is not None and curve.epochs:
         summary["curve_json"], summary["curve"] = curve.save(os.path.join(args.out, "curve"))
     if task.after_evaluation:
@@ -449,6 +453,9 @@ def run_training(task, args):
           f"box mAP@0.5: {summary['bbox_mAP50']:.4f}")
     print(f"COCO mask AP: {summary['coco_mask_AP']:.4f}  (AP50 {summary['coco_mask_AP50']:.4f})"
           f"  COCO box AP: {summary['coco_bbox_AP']:.4f}")
+    if "keypoint_AP" in summary:
+        print(f"keypoint AP (OKS, {metrics['images']} images): {summary['keypoint_AP']:.4f}  "
+              f"AP50 {summary['keypoint_AP50']:.4f}  AP75 {summary['keypoint_AP75']:.4f}")
     print(f"steps: {steps}  wall clock: {summary['wall_clock_seconds']:.0f} s")
     for key in ("picture", "splash", "curve"):
         if key in summary:

@@ -1,7 +1,11 @@
 """The stick-figure sample: keypoints sit on the drawn figure, visibility follows occlusion,
 and the dataset is a pure function of the seed."""
 
+import json
+import os
+
 import numpy as np
+import pytest
 
 from samples.pose.pose import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, PoseDataset
 
@@ -52,3 +56,30 @@ def test_left_and_right_are_told_apart_by_geometry():
             assert x[names["left_foot"]] > x[names["pelvis"]] > x[names["right_foot"]]
     for left, right in KEYPOINT_FLIP_MAP:
         assert KEYPOINT_NAMES[left].replace("left", "right") == KEYPOINT_NAMES[right]
+
+
+# A CI-sized run of samples/pose/train.py (300 steps of 4 images, about 5 minutes on the 2-core
+# CI machine). QUICK_THRESHOLD is set well below what this seeded run measured (see README,
+# Keypoints), so machines and library versions have margin while a broken target, loss or
+# decoding (keypoint AP near 0) fails.
+QUICK_ARGS = ["--epochs", "3", "--lr-drop-epochs", "1", "--steps-per-epoch", "100",
+              "--train-images", "600", "--val-images", "20", "--seed", "0"]
+QUICK_STEPS = 300
+QUICK_THRESHOLD = 0.25
+
+
+@pytest.mark.slow
+def test_short_seeded_training_reaches_keypoint_ap_threshold(tmp_path, capsys):
+    from samples.pose import train
+
+    summary = train.main(QUICK_ARGS + ["--logs", str(tmp_path / "logs"),
+                                       "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == str(tmp_path / "out" / "metrics.json")
+    with open(out[-1]) as f:
+        saved = json.load(f)
+    assert saved["steps"] == QUICK_STEPS and os.path.isfile(saved["picture"])
+    assert saved["keypoint_AP"] == summary["keypoint_AP"] == saved["coco_keypoints"]["AP"]
+    print(f"quick pose run: keypoint AP = {saved['keypoint_AP']:.3f}, "
+          f"mask mAP@0.5 = {saved['mask_mAP50']:.3f}")
+    assert saved["keypoint_AP"] >= QUICK_THRESHOLD

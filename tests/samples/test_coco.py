@@ -156,15 +156,22 @@ def test_in_memory_ground_truth_matches_direct_cocoeval_on_the_file(coco_dir):
     for image_id in ds.image_ids:
         r = model.detect([None])[0]
         results += evaluation.detections_to_coco(ds, ds.image_info[image_id]["id"], r)
+    _assert_equals_cocoeval(ours["coco_segm"], path / "annotations" / "instances_val2017.json",
+                            results, "segm")
+
+
+def _assert_equals_cocoeval(ours, gt_file, results, iou_type):
+    """Our AP, AP50, AP75 equal pycocotools' COCOeval of `results` against the JSON file, and
+    AP lies strictly between 0 and 1 (the perturbation mattered)."""
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(path / "annotations" / "instances_val2017.json"))
-        ev = COCOeval(gt, gt.loadRes(results), "segm")
+        gt = COCO(str(gt_file))
+        ev = COCOeval(gt, gt.loadRes(results), iou_type)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
     for k, name in enumerate(["AP", "AP50", "AP75"]):
-        assert ours["coco_segm"][name] == pytest.approx(ev.stats[k], abs=1e-9), name
-    assert 0 < ours["coco_segm"]["AP"] < 1
+        assert ours[name] == pytest.approx(ev.stats[k], abs=1e-9), name
+    assert 0 < ours["AP"] < 1
 
 
 def _matterport_evaluation_loop(model, dataset, coco, eval_type, limit=0, image_ids=None):
@@ -412,15 +419,9 @@ def test_keypoint_evaluation_against_the_file_with_pycocotools(keypoints_dir):
         kps[:, 2] = 1.0
         results.append({"image_id": ann["image_id"], "category_id": 1, "score": score,
                         "keypoints": [float(v) for v in kps.reshape(-1)]})
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(path / "annotations" / "person_keypoints_val2017.json"))
-        ev = COCOeval(gt, gt.loadRes(results), "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    for k, name in enumerate(["AP", "AP50", "AP75"]):
-        assert ours["keypoints"][name] == pytest.approx(ev.stats[k], abs=1e-9), name
-    assert 0 < ours["keypoints"]["AP"] < 1
+    _assert_equals_cocoeval(ours["keypoints"],
+                            path / "annotations" / "person_keypoints_val2017.json", results,
+                            "keypoints")
 
 
 def test_load_coco_json_reads_keypoints_and_rejects_bad_ones(keypoints_dir):

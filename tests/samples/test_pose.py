@@ -1,13 +1,12 @@
 """The stick-figure sample: keypoints sit on the drawn figure, visibility follows occlusion,
 and the dataset is a pure function of the seed."""
 
-import json
-import os
 
 import numpy as np
 import pytest
 
 from samples.pose.pose import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, PoseDataset
+from tests.samples.runs import run_sample
 
 
 def _dataset(n=30, seed=0):
@@ -72,14 +71,8 @@ QUICK_THRESHOLD = 0.3
 def test_short_seeded_training_reaches_keypoint_ap_threshold(tmp_path, capsys):
     from samples.pose import train
 
-    summary = train.main(QUICK_ARGS + ["--logs", str(tmp_path / "logs"),
-                                       "--out", str(tmp_path / "out")])
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == str(tmp_path / "out" / "metrics.json")
-    with open(out[-1]) as f:
-        saved = json.load(f)
-    assert saved["steps"] == QUICK_STEPS and os.path.isfile(saved["picture"])
-    assert saved["keypoint_AP"] == summary["keypoint_AP"] == saved["coco_keypoints"]["AP"]
+    saved = run_sample(train, QUICK_ARGS, tmp_path, capsys, QUICK_STEPS)
+    assert saved["keypoint_AP"] == saved["coco_keypoints"]["AP"]
     print(f"quick pose run: keypoint AP = {saved['keypoint_AP']:.3f}, "
           f"mask mAP@0.5 = {saved['mask_mAP50']:.3f}")
     assert saved["keypoint_AP"] >= QUICK_THRESHOLD

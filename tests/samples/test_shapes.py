@@ -2,13 +2,12 @@
 real quality threshold on held-out images, so a regression anywhere in the model, targets,
 losses or data path turns CI red."""
 
-import json
-import os
 
 import numpy as np
 import pytest
 
 from samples.shapes.shapes import ShapesDataset
+from tests.samples.runs import run_sample
 
 
 def test_dataset_is_seeded_and_consistent():
@@ -40,14 +39,7 @@ QUICK_THRESHOLD = 0.5
 def test_short_seeded_training_reaches_map_threshold(tmp_path, capsys):
     from samples.shapes import train
 
-    summary = train.main(QUICK_ARGS + ["--logs", str(tmp_path / "logs"),
-                                       "--out", str(tmp_path / "out")])
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == str(tmp_path / "out" / "metrics.json")
-    with open(out[-1]) as f:
-        saved = json.load(f)
-    assert saved["mask_mAP50"] == summary["mask_mAP50"]
-    assert saved["steps"] == QUICK_STEPS and os.path.isfile(saved["picture"])
+    saved = run_sample(train, QUICK_ARGS, tmp_path, capsys, QUICK_STEPS)
     assert 0 <= saved["coco_mask_AP"] <= 1
     print(f"quick shapes run: mask mAP@0.5 = {saved['mask_mAP50']:.3f}")
     assert saved["mask_mAP50"] >= QUICK_THRESHOLD

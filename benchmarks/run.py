@@ -3,6 +3,8 @@
     python benchmarks/run.py                     # everything (long on a CPU)
     python benchmarks/run.py --quick             # resnet50, 512 px, batch 1 only
     python benchmarks/run.py --only inference --backbones resnet50 --sizes 1024 --batches 1
+    python benchmarks/run.py --only training --train-backbones resnet50 resnext50_32x4d \
+        --train-shape 256 1 --no-torchvision      # ResNeXt-50 vs ResNet-50 training step
 
 Each case runs in its own process (so peak resident memory is per case) with the given
 thread count; figures are the median of --runs timed runs after --warmup untimed ones.
@@ -233,6 +235,12 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--train-backbones", nargs="+", default=["resnet50"],
+                   help="backbones of the training cases (e.g. resnet50 resnext50_32x4d)")
+    p.add_argument("--train-shape", nargs=2, type=int, metavar=("SIZE", "BATCH"),
+                   help="one training shape, layers=all, instead of the default shapes")
+    p.add_argument("--no-torchvision", action="store_true",
+                   help="skip the torchvision cases")
     p.add_argument("--torch-python", default=sys.executable,
                    help="Python interpreter that has torch and torchvision (another venv)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -241,8 +249,11 @@ def main(argv=None):
         return _child(args)
     if args.quick:
         args.backbones, args.sizes, args.batches, args.runs = ["resnet50"], [512], [1], 3
-    problem = _torchvision_problem(args.torch_python)
-    if problem:
+    problem = "--no-torchvision" if args.no_torchvision else \
+        _torchvision_problem(args.torch_python)
+    if args.no_torchvision:
+        print("torchvision cases skipped (--no-torchvision)")
+    elif problem:
         print(f"torchvision unavailable in {args.torch_python} ({problem}): no comparison")
     cases = []
     if args.only in (None, "inference"):
@@ -256,12 +267,14 @@ def main(argv=None):
                 for batch in args.batches:
                     cases.append({"kind": "torchvision", "size": size, "batch": batch})
     if args.only in (None, "training"):
-        for size, batch, presets in TRAINING_SHAPES:
+        shapes = [(*args.train_shape, ("all",))] if args.train_shape else TRAINING_SHAPES
+        for size, batch, presets in shapes:
             if args.quick and size != 512:
                 continue
-            for layers in presets:
-                cases.append({"kind": "training", "backbone": "resnet50", "size": size,
-                              "batch": batch, "layers": layers})
+            for backbone in args.train_backbones:
+                for layers in presets:
+                    cases.append({"kind": "training", "backbone": backbone, "size": size,
+                                  "batch": batch, "layers": layers})
             if problem is None:
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, median of {args.runs} runs "

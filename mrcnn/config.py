@@ -19,7 +19,11 @@ import math
 
 import numpy as np
 
-__all__ = ["Config", "ConfigError"]
+__all__ = ["Config", "ConfigError", "BACKBONE_NAMES"]
+
+# The named backbones (mrcnn.backbone builds them): matterport's ResNets and torchvision's
+# ResNeXts (mrcnn/backbone/resnext.py).
+BACKBONE_NAMES = ("resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x8d")
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
@@ -45,7 +49,8 @@ class Config:
     # Training steps per epoch and validation steps run at the end of every epoch.
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
-    # "resnet50", "resnet101", or a callable with the signature of resnet_graph; then
+    # "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x8d" (mrcnn: ResNeXt, grouped
+    # 3x3 convs, torchvision's layout) or a callable with the signature of resnet_graph; then
     # COMPUTE_BACKBONE_SHAPE must be a callable (image_shape) -> [[h, w], ...] per stride.
     BACKBONE = "resnet101"
     COMPUTE_BACKBONE_SHAPE = None
@@ -284,8 +289,9 @@ class Config:
         if callable(self.BACKBONE):
             if not callable(self.COMPUTE_BACKBONE_SHAPE):
                 fail("COMPUTE_BACKBONE_SHAPE", "must be a callable when BACKBONE is a callable")
-        elif self.BACKBONE not in ("resnet50", "resnet101"):
-            fail("BACKBONE", "must be 'resnet50', 'resnet101' or a callable")
+        elif not isinstance(self.BACKBONE, str) or self.BACKBONE not in BACKBONE_NAMES:
+            fail("BACKBONE", f"must be one of {', '.join(map(repr, BACKBONE_NAMES))} or a "
+                             "callable")
         if len(self.BACKBONE_STRIDES) != 5:
             fail("BACKBONE_STRIDES", "must give 5 strides, one per pyramid level P2..P6")
         if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):

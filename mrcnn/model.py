@@ -173,14 +173,29 @@ class MaskRCNN:
         the cache $MRCNN_CACHE_DIR or ~/.keras/models), else downloaded into the cache from url
         (default weights.IMAGENET_URLS) and checked by md5. See
         weights.find_imagenet_weights; a failed download raises download.DownloadError
-        naming the URL and where to put the file by hand."""
+        naming the URL and where to put the file by hand. For a ResNeXt backbone: torchvision's
+        ImageNet .pth (torchvision_weights.download_torchvision_checkpoint, cache only)."""
+        from mrcnn.backbone.resnext import RESNEXT_ARCHITECTURES
+
+        if self.config.BACKBONE in RESNEXT_ARCHITECTURES:
+            from mrcnn import torchvision_weights
+
+            return torchvision_weights.download_torchvision_checkpoint(
+                f"{self.config.BACKBONE}_imagenet", url=url)
         return weights_io.find_imagenet_weights(self.config.BACKBONE, search, url=url)
 
     def load_imagenet_weights(self, filepath=None, verbose=1):
-        """Initialises the backbone from ImageNet ResNet weights: the classic Keras ResNet50
-        notop file (res2a_branch2a names) or keras.applications' ResNet50/101 files
-        (conv2_block1_1_conv names). Default path: get_imagenet_weights()."""
+        """Initialises the backbone from ImageNet weights: the classic Keras ResNet50 notop file
+        (res2a_branch2a names), keras.applications' ResNet50/101 files (conv2_block1_1_conv
+        names), or a torchvision classifier's .pth (resnet50/101, resnext50_32x4d,
+        resnext101_32x8d; see torchvision_weights.load_torchvision_backbone_weights for the
+        config it needs). Default path: get_imagenet_weights(). Returns a weights.LoadReport."""
         filepath = filepath or self.get_imagenet_weights()
+        if str(filepath).endswith((".pth", ".pt")):
+            from mrcnn import torchvision_weights
+
+            return torchvision_weights.load_torchvision_backbone_weights(
+                self.keras_model, self.config, filepath, verbose=verbose)
         return weights_io.load_imagenet_weights(self.keras_model, filepath, verbose=verbose)
 
     def load_torchvision_weights(self, path_or_state_dict, exclude=None, verbose=1):

@@ -1,12 +1,14 @@
 """Loading torchvision's maskrcnn_resnet50_fpn / keypointrcnn_resnet50_fpn state_dicts into
-mrcnn's Keras model.
+mrcnn's Keras model, and torchvision's ImageNet ResNet / ResNeXt classifiers into its backbone
+(load_torchvision_backbone_weights).
 
 The Keras model must be built with a config that reproduces torchvision's architecture
 (mrcnn.presets.TorchvisionMaskRCNNConfig or TorchvisionKeypointRCNNConfig, or a subclass with
 another NUM_CLASSES). Each torchvision tensor is mapped to one Keras weight:
 
 - convolutions: OIHW -> HWIO; transposed convolutions: (in, out, kh, kw) -> (kh, kw, out, in);
-- torchvision's bias-free ResNet convolutions load a zero bias into matterport's biased ones;
+- torchvision's bias-free ResNet convolutions load a zero bias into matterport's biased ones
+  (the ResNeXt convolutions are bias-free on both sides; grouped kernels transpose alike);
 - BatchNorm (frozen or not): weight, bias, running_mean, running_var -> gamma, beta,
   moving_mean, moving_variance (the epsilon is Config.BN_EPSILON, 1e-5 in the preset);
 - the RPN's one objectness logit per anchor l -> matterport's two-way softmax logits (0, l)
@@ -29,7 +31,8 @@ import re
 import numpy as np
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
-           "torchvision_key_map", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS",
+           "torchvision_key_map", "trunk_key_map", "load_torchvision_backbone_weights",
+           "TRUNK_BLOCKS", "CLASSIFIER_KEYS", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS",
            "download_torchvision_checkpoint",
            "KEYPOINT_SPECIFIC_LAYERS"]
 
@@ -48,6 +51,18 @@ TORCHVISION_CHECKPOINTS = {
         "sha256_prefix": "fc266e95",
         "box_map": 54.6,
         "kp_map": 65.0,
+    },
+    # ImageNet classifiers (resnet.py, ResNeXt50_32X4D_Weights / ResNeXt101_32X8D_Weights
+    # IMAGENET1K_V1) for load_torchvision_backbone_weights.
+    "resnext50_32x4d_imagenet": {
+        "url": "https://download.pytorch.org/models/resnext50_32x4d-7cdf4587.pth",
+        "sha256_prefix": "7cdf4587",
+        "top1": 77.618,
+    },
+    "resnext101_32x8d_imagenet": {
+        "url": "https://download.pytorch.org/models/resnext101_32x8d-8ba56ff5.pth",
+        "sha256_prefix": "8ba56ff5",
+        "top1": 79.312,
     },
 }
 
@@ -82,7 +97,9 @@ def download_torchvision_checkpoint(name="maskrcnn_resnet50_fpn_coco", url=None,
     return download_file(url or entry["url"], path, validate=check, progress=progress)
 
 
-_STAGE4_BLOCKS = {"resnet50": 6, "resnet101": 23}
+# Bottleneck blocks of layer1..layer4 in torchvision's trunks.
+TRUNK_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3),
+                "resnext50_32x4d": (3, 4, 6, 3), "resnext101_32x8d": (3, 4, 23, 3)}
 _LEGACY = [
     (re.compile(r"^rpn\.head\.conv\.(weight|bias)$"), r"rpn.head.conv.0.0.\1"),
     (re.compile(r"^backbone\.fpn\.(inner|layer)_blocks\.(\d)\.(weight|bias)$"),
@@ -159,6 +176,50 @@ def _bn_keys(prefix):
             f"{prefix}.running_var"]
 
 
+def trunk_key_map(architecture="resnet50", prefix=""):
+    """[(keras layer name, [torchvision keys], transform)] of a torchvision ResNet / ResNeXt
+    trunk (conv1, bn1, layer1..layer4) whose modules are under `prefix`: "backbone.body." in
+    a detection model, "" in an ImageNet classifier (torchvision.models.resnet50,
+    resnext50_32x4d, ...).
+
+    torchvision's convolutions have no bias: matterport's biased ResNet convolutions take a zero
+    bias, the bias-free ResNeXt ones (mrcnn.backbone.resnext) the kernel only. Grouped 3x3
+    kernels [out, in / groups, 3, 3] become Keras' [3, 3, in / groups, out] by the same
+    transpose: both frameworks give group g the g-th slices of the input and output channels.
+    """
+    from mrcnn.backbone.resnext import RESNEXT_ARCHITECTURES
+
+    if architecture not in TRUNK_BLOCKS:
+        raise TorchvisionWeightsError(f"no torchvision trunk {architecture!r} (known: "
+                                      f"{', '.join(TRUNK_BLOCKS)})")
+    biased = architecture not in RESNEXT_ARCHITECTURES
+    entries = []
+
+    def conv(name, key):
+        if biased:
+            entries.append((name, [key], lambda w: [_conv(w), np.zeros(w.shape[0], w.dtype)]))
+        else:
+            entries.append((name, [key], lambda w: [_conv(w)]))
+
+    def bn(name, key_prefix):
+        entries.append((name, _bn_keys(key_prefix), lambda *a: list(a)))
+
+    conv("conv1", f"{prefix}conv1.weight")
+    bn("bn_conv1", f"{prefix}bn1")
+    for layer, count in enumerate(TRUNK_BLOCKS[architecture]):
+        stage = layer + 2
+        for i in range(count):
+            tv = f"{prefix}layer{layer + 1}.{i}"
+            mr = f"{stage}{chr(97 + i)}"
+            for j, branch in enumerate("abc"):
+                conv(f"res{mr}_branch2{branch}", f"{tv}.conv{j + 1}.weight")
+                bn(f"bn{mr}_branch2{branch}", f"{tv}.bn{j + 1}")
+            if i == 0:
+                conv(f"res{mr}_branch1", f"{tv}.downsample.0.weight")
+                bn(f"bn{mr}_branch1", f"{tv}.downsample.1")
+    return entries
+
+
 def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_head=True,
                         keypoint_convs=0):
     """[(keras layer name, [torchvision keys], transform)] for every weighted layer.
@@ -172,9 +233,6 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_he
                                       "the model with HEADS_BATCH_NORM = False")
     entries = []
 
-    def conv_nobias(name, key):
-        entries.append((name, [key], lambda w: [_conv(w), np.zeros(w.shape[0], w.dtype)]))
-
     def conv(name, prefix):
         entries.append((name, [f"{prefix}.weight", f"{prefix}.bias"],
                         lambda w, b: [_conv(w), b]))
@@ -182,20 +240,7 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_he
     def bn(name, prefix):
         entries.append((name, _bn_keys(prefix), lambda *a: list(a)))
 
-    conv_nobias("conv1", "backbone.body.conv1.weight")
-    bn("bn_conv1", "backbone.body.bn1")
-    blocks = [3, 4, _STAGE4_BLOCKS[architecture], 3]
-    for layer, count in enumerate(blocks):
-        stage = layer + 2
-        for i in range(count):
-            tv = f"backbone.body.layer{layer + 1}.{i}"
-            mr = f"{stage}{chr(97 + i)}"
-            for j, branch in enumerate("abc"):
-                conv_nobias(f"res{mr}_branch2{branch}", f"{tv}.conv{j + 1}.weight")
-                bn(f"bn{mr}_branch2{branch}", f"{tv}.bn{j + 1}")
-            if i == 0:
-                conv_nobias(f"res{mr}_branch1", f"{tv}.downsample.0.weight")
-                bn(f"bn{mr}_branch1", f"{tv}.downsample.1")
+    entries.extend(trunk_key_map(architecture, "backbone.body."))
     for i, level in enumerate(range(2, 6)):
         conv(f"fpn_c{level}p{level}", f"backbone.fpn.inner_blocks.{i}.0")
         conv(f"fpn_p{level}", f"backbone.fpn.layer_blocks.{i}.0")
@@ -249,15 +294,17 @@ def _get_layer(keras_model, name):
 
 def _architecture(config):
     backbone = config.BACKBONE
-    if backbone not in _STAGE4_BLOCKS:
-        raise TorchvisionWeightsError(f"BACKBONE must be 'resnet50' or 'resnet101' to load "
-                                      f"torchvision weights, got {backbone!r}")
+    if not isinstance(backbone, str) or backbone not in TRUNK_BLOCKS:
+        raise TorchvisionWeightsError(f"BACKBONE must be one of {', '.join(TRUNK_BLOCKS)} to "
+                                      f"load torchvision weights, got {backbone!r}")
     return backbone
 
 
 CLASS_SPECIFIC_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask")
 # The layer whose shape depends on NUM_KEYPOINTS (to fine-tune on other keypoints).
 KEYPOINT_SPECIFIC_LAYERS = ("mrcnn_keypoint_deconv",)
+# The ImageNet classifier's head, which a backbone has no use for.
+CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
 
 
 def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=None, verbose=0):
@@ -265,7 +312,8 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
 
     keras_model: built by mrcnn.builder from `config` (inference or training); config must
     reproduce torchvision's architecture (mrcnn.presets.TorchvisionMaskRCNNConfig, or
-    TorchvisionKeypointRCNNConfig for a Keypoint R-CNN state_dict).
+    TorchvisionKeypointRCNNConfig for a Keypoint R-CNN state_dict; BACKBONE may be any of
+    TRUNK_BLOCKS, e.g. resnext50_32x4d for a Mask R-CNN built on torchvision's ResNeXt).
     path_or_state_dict: a .pth file or a dict of tensors/arrays.
     exclude: mrcnn layer names left as they are (their torchvision tensors are skipped), e.g.
     CLASS_SPECIFIC_LAYERS to fine-tune on a dataset with another NUM_CLASSES ("mrcnn_mask" is
@@ -280,8 +328,6 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
                                   mask_head=config.USE_MASK_HEAD,
                                   keypoint_convs=config.KEYPOINT_HEAD_CONVS
                                   if config.NUM_KEYPOINTS else 0)
-    used = set()
-    missing, mismatched, assignments = [], [], []
     exclude = set(exclude or ())
     if not config.USE_MASK_HEAD:
         exclude.discard("mrcnn_mask")
@@ -289,6 +335,62 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
     if unknown:
         raise TorchvisionWeightsError(f"exclude names layers that torchvision's weights do not "
                                       f"cover: {sorted(unknown)}")
+    used, assignments = _assign_all(keras_model, sd, entries, exclude)
+    if verbose:
+        print(f"Loaded {len(used)} torchvision tensors into {len(assignments)} layers")
+    return len(used)
+
+
+def load_torchvision_backbone_weights(keras_model, config, path_or_state_dict, verbose=0):
+    """Initialises the backbone from a torchvision ImageNet classifier's state_dict
+    (torchvision.models.resnet50 / resnet101 / resnext50_32x4d / resnext101_32x8d: conv1, bn1,
+    layer1..layer4; its fc head is ignored), e.g. resnext50_32x4d-7cdf4587.pth.
+
+    config.BACKBONE names the architecture; the backbone must be built as torchvision's:
+    RESNET_SYMMETRIC_PADDING = True, BN_EPSILON = 1e-5 (and RESNET_STRIDE_ON_3X3 = True for a
+    ResNet; a ResNeXt always strides its 3x3 convs). torchvision's weights expect its input
+    normalisation: MEAN_PIXEL = 255 * (0.485, 0.456, 0.406), STD_PIXEL = 255 * (0.229, 0.224,
+    0.225), as in mrcnn.presets.TorchvisionMaskRCNNConfig (a warning is logged otherwise).
+    Nothing is assigned unless every trunk key is present with the right shape; otherwise
+    raises TorchvisionWeightsError listing missing, unexpected and mismatched keys.
+    Returns a weights.LoadReport (loaded: the backbone layers; missing_in_file: the model's
+    other weighted layers; unused_in_file: the classifier head).
+    """
+    import logging
+
+    from mrcnn.weights import LoadReport, layers_with_weights
+
+    architecture = _architecture(config)
+    _check_backbone_config(config)
+    if config.STD_PIXEL is None:
+        logging.getLogger(__name__).warning(
+            "STD_PIXEL is None: torchvision's ImageNet weights expect pixels normalised by "
+            "ImageNet's mean and std (see mrcnn.presets.TorchvisionMaskRCNNConfig)")
+    sd = read_state_dict(path_or_state_dict)
+    if any(k.startswith("backbone.body.") for k in sd):
+        raise TorchvisionWeightsError("this is a detection checkpoint (backbone.body.* keys), "
+                                      "not an ImageNet classifier: load it with "
+                                      "load_torchvision_weights")
+    classifier = [k for k in CLASSIFIER_KEYS if k in sd]
+    sd = {k: v for k, v in sd.items() if k not in classifier}
+    entries = trunk_key_map(architecture, prefix="")
+    used, assignments = _assign_all(keras_model, sd, entries, set())
+    loaded = [layer.name for layer, _ in assignments]
+    report = LoadReport(loaded=loaded, excluded=[], mismatched=[],
+                        missing_in_file=[layer.name for layer in layers_with_weights(keras_model)
+                                         if layer.name not in set(loaded)],
+                        unused_in_file=["fc"] if classifier else [])
+    if verbose:
+        print(f"Loaded {len(used)} torchvision tensors into {len(loaded)} backbone layers")
+    return report
+
+
+def _assign_all(keras_model, sd, entries, exclude):
+    """Checks every (layer, keys, transform) entry against the state_dict, then assigns them
+    all, or raises TorchvisionWeightsError listing every problem and assigns nothing.
+    Returns (the keys used, [(layer, values)])."""
+    used = set()
+    missing, mismatched, assignments = [], [], []
     for layer_name, keys, transform in entries:
         if layer_name.split("/")[-1] in exclude:
             used.update(keys)
@@ -303,7 +405,7 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
         except ValueError as e:
             raise TorchvisionWeightsError(f"the model has no layer {layer_name!r} (for "
                                           f"{keys[0]}): build it with the torchvision "
-                                          "preset") from e
+                                          "preset and the checkpoint's BACKBONE") from e
         current = layer.get_weights()
         arrays = [sd[k].astype(np.float32) for k in keys]
         try:
@@ -331,18 +433,36 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
         raise TorchvisionWeightsError("\n".join(lines))
     for layer, values in assignments:
         layer.set_weights(values)
-    if verbose:
-        print(f"Loaded {len(used)} torchvision tensors into {len(assignments)} layers")
-    return len(used)
+    return used, assignments
+
+
+def _wrong_switches(config, needed):
+    return [f"{k} = {getattr(config, k)!r} (torchvision: {v!r})" for k, v in needed.items()
+            if getattr(config, k) != v]
+
+
+def _backbone_switches(config):
+    """The backbone switches torchvision's trunks need (a ResNeXt always strides its 3x3)."""
+    from mrcnn.backbone.resnext import RESNEXT_ARCHITECTURES
+
+    needed = {"RESNET_SYMMETRIC_PADDING": True}
+    if config.BACKBONE not in RESNEXT_ARCHITECTURES:
+        needed["RESNET_STRIDE_ON_3X3"] = True
+    return needed
+
+
+def _check_backbone_config(config):
+    wrong = _wrong_switches(config, dict(_backbone_switches(config), BN_EPSILON=1e-5))
+    if wrong:
+        raise TorchvisionWeightsError("config does not match torchvision's backbone: "
+                                      + "; ".join(wrong))
 
 
 def _check_config(config):
     """The config switches that torchvision's weights rely on."""
-    needed = {"RESNET_STRIDE_ON_3X3": True, "RESNET_SYMMETRIC_PADDING": True,
-              "HEADS_BATCH_NORM": False, "TOP_DOWN_PYRAMID_SIZE": 256, "POOL_SIZE": 7,
-              "MASK_POOL_SIZE": 14}
-    wrong = [f"{k} = {getattr(config, k)!r} (torchvision: {v!r})" for k, v in needed.items()
-             if getattr(config, k) != v]
+    needed = dict(_backbone_switches(config), HEADS_BATCH_NORM=False, TOP_DOWN_PYRAMID_SIZE=256,
+                  POOL_SIZE=7, MASK_POOL_SIZE=14)
+    wrong = _wrong_switches(config, needed)
     if config.NUM_KEYPOINTS and config.KEYPOINT_POOL_SIZE != 14:
         wrong.append(f"KEYPOINT_POOL_SIZE = {config.KEYPOINT_POOL_SIZE!r} (torchvision: 14)")
     if wrong:

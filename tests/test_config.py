@@ -62,6 +62,7 @@ def test_mutable_attributes_are_not_shared():
     ({"RPN_ANCHOR_SCALES": (32, 64, 128)}, "RPN_ANCHOR_SCALES"),
     ({"IMAGE_RESIZE_MODE": "stretch"}, "IMAGE_RESIZE_MODE"),
     ({"BACKBONE": "vgg16"}, "BACKBONE"),
+    ({"BACKBONE": "resnext50"}, "BACKBONE"),
     ({"MEAN_PIXEL": np.array([1.0, 2.0])}, "MEAN_PIXEL"),
     ({"MASK_SHAPE": [56, 56]}, "MASK_SHAPE"),
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU"),
@@ -120,3 +121,9 @@ def test_resumable_training_attributes():
     assert (ok.CHECKPOINT_EVERY_STEPS, ok.KEEP_CHECKPOINTS, ok.MAX_NONFINITE_STEPS) == (50, 3, 1)
     with pytest.raises(ConfigError, match="must be a positive integer or None"):
         type("Bad", (Coco,), {"KEEP_CHECKPOINTS": -2})()
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "resnet101", "resnext50_32x4d",
+                                      "resnext101_32x8d"])
+def test_named_backbones_are_accepted(backbone):
+    assert type("B", (Coco,), {"BACKBONE": backbone})().BACKBONE == backbone

@@ -52,8 +52,9 @@ print("signatures", sorted(served.signatures))
 
 
 @pytest.mark.slow
-def test_exported_model_reloads_and_matches_detect(tmp_path):
-    config = ExportConfig()
+@pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d"])
+def test_exported_model_reloads_and_matches_detect(tmp_path, backbone):
+    config = type("Export", (ExportConfig,), {"BACKBONE": backbone})()
     model = modellib.MaskRCNN("inference", config, str(tmp_path / "logs"))
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)

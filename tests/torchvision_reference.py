@@ -10,6 +10,10 @@ statistics randomised, class and objectness weights raised so that there are det
 OUT_DIR/reference.npz: the test image, torchvision's preprocessed input and every stage's output.
 With --keypoint: keypointrcnn_resnet50_fpn instead, written to OUT_DIR/keypointrcnn_random.pth
 and OUT_DIR/keypoint_reference.npz (no masks; keypoints, their scores and heatmap logits).
+With --resnext (tests/backbone/test_resnext.py): the ImageNet classifier resnext50_32x4d, seeded
+random, to OUT_DIR/resnext50_32x4d_random.pth, and OUT_DIR/resnext_reference.npz: the image, its
+normalised input, C2..C5 (layer1..layer4) and the parameter counts of resnext50_32x4d and
+resnext101_32x8d (total, fc head, BatchNorm running statistics).
 """
 
 import sys
@@ -28,13 +32,8 @@ def random_model(seed=0, keypoint=False):
     else:
         model = torchvision.models.detection.maskrcnn_resnet50_fpn(
             weights=None, weights_backbone=None, num_classes=91)
+    randomise_batch_norm(model)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.1)
-                m.running_mean.normal_(0.0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
         # Random ResNet features grow to ~1e3; scale the FPN down so that the RPN's outputs
         # stay in a range where sigmoid and exp do not saturate.
         for m in model.backbone.fpn.modules():
@@ -69,6 +68,51 @@ def test_image(seed=1):
         image[y1:y1 + rng.integers(40, 100), x1:x1 + rng.integers(40, 100)] = \
             rng.integers(0, 256, 3)
     return image.astype(np.uint8)
+
+
+def randomise_batch_norm(model):
+    """Non-trivial BatchNorm affine parameters and running statistics."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.1)
+                m.running_mean.normal_(0.0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def parameter_counts(name):
+    model = getattr(torchvision.models, name)(weights=None)
+    return {f"{name}_total": sum(p.numel() for p in model.parameters()),
+            f"{name}_fc": sum(p.numel() for p in model.fc.parameters()),
+            f"{name}_running_stats": sum(b.numel() for n, b in model.named_buffers()
+                                          if n.endswith(("running_mean", "running_var")))}
+
+
+def resnext_main(out_dir, seed=0):
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    model = torchvision.models.resnext50_32x4d(weights=None)
+    randomise_batch_norm(model)
+    model.eval()
+    torch.save(model.state_dict(), out_dir / "resnext50_32x4d_random.pth")
+    image = test_image()[:256, :320]
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    with torch.no_grad():
+        x = (torch.from_numpy(image).permute(2, 0, 1).float() / 255.0 - mean) / std
+        x = x[None]
+        stages = []
+        h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+            h = layer(h)
+            stages.append(nhwc(h))
+    counts = {}
+    for name in ("resnext50_32x4d", "resnext101_32x8d"):
+        counts.update(parameter_counts(name))
+    np.savez(out_dir / "resnext_reference.npz", image=image, molded=nhwc(x),
+             **{f"C{i + 2}": s for i, s in enumerate(stages)},
+             **{k: np.int64(v) for k, v in counts.items()})
 
 
 def nhwc(t):
@@ -118,4 +162,7 @@ def main(out_dir, keypoint=False):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], keypoint="--keypoint" in sys.argv[2:])
+    if "--resnext" in sys.argv[2:]:
+        resnext_main(sys.argv[1])
+    else:
+        main(sys.argv[1], keypoint="--keypoint" in sys.argv[2:])

@@ -4,6 +4,7 @@ import keras
 from keras import layers as KL
 
 from mrcnn.layers.graph_utils import BatchNorm
+from mrcnn.layers.grouped_conv import GroupedConv2D
 
 __all__ = ["identity_block", "conv_block", "resnet_stem", "resnet_stages", "resnet_graph",
            "resnet_model", "STAGE4_BLOCKS", "ResNetStyle", "DEFAULT_BN_EPSILON"]
@@ -43,8 +44,9 @@ def _bn(name, train_bn, style=MATTERPORT_STYLE):
 
 
 def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn,
-                style=MATTERPORT_STYLE):
-    """The 1x1 -> kxk -> 1x1 main branch (res{stage}{block}_branch2a/2b/2c), before the add."""
+                style=MATTERPORT_STYLE, groups=1):
+    """The 1x1 -> kxk -> 1x1 main branch (res{stage}{block}_branch2a/2b/2c), before the add.
+    groups: groups of the kxk conv (1: ResNet; the cardinality for ResNeXt)."""
     nb_filter1, nb_filter2, nb_filter3 = filters
     conv_name_base = f"res{stage}{block}_branch"
     bn_name_base = f"bn{stage}{block}_branch"
@@ -59,8 +61,9 @@ def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_b
         padding = "valid"
     else:
         padding = "same"
-    x = KL.Conv2D(nb_filter2, (kernel_size, kernel_size), strides=strides_kxk, padding=padding,
-                  name=conv_name_base + "2b", use_bias=use_bias)(x)
+    conv = KL.Conv2D if groups == 1 else GroupedConv2D
+    x = conv(nb_filter2, (kernel_size, kernel_size), strides=strides_kxk, padding=padding,
+             groups=groups, name=conv_name_base + "2b", use_bias=use_bias)(x)
     x = _bn(bn_name_base + "2b", train_bn, style)(x)
     x = KL.Activation("relu")(x)
     x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name_base + "2c", use_bias=use_bias)(x)
@@ -68,25 +71,26 @@ def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_b
 
 
 def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True, style=MATTERPORT_STYLE):
+                   train_bn=True, style=MATTERPORT_STYLE, groups=1):
     """Bottleneck block whose shortcut is the identity.
 
     input_tensor: [batch, h, w, filters[2]]; kernel_size: of the middle conv; filters: the three
     conv widths; stage, block: used in layer names (res{stage}{block}_branch2a, ...).
     train_bn: False freezes the block's BatchNorm layers (see graph_utils.BatchNorm).
     style: a ResNetStyle (default: matterport's ResNet).
+    groups: groups of the middle conv (ResNeXt's cardinality; 1 for ResNet).
     """
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
-                    train_bn, style)
+                    train_bn, style, groups)
     x = KL.Add()([x, input_tensor])
     return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
 
 
 def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True, style=MATTERPORT_STYLE):
+               train_bn=True, style=MATTERPORT_STYLE, groups=1):
     """Bottleneck block with a strided 1x1 conv shortcut (res{stage}{block}_branch1)."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
-                    train_bn, style)
+                    train_bn, style, groups)
     shortcut = KL.Conv2D(filters[2], (1, 1), strides=strides, name=f"res{stage}{block}_branch1",
                          use_bias=use_bias)(input_tensor)
     shortcut = _bn(f"bn{stage}{block}_branch1", train_bn, style)(shortcut)
@@ -94,13 +98,13 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     return KL.Activation("relu", name=f"res{stage}{block}_out")(x)
 
 
-def resnet_stem(input_image, train_bn=True, style=MATTERPORT_STYLE):
+def resnet_stem(input_image, train_bn=True, style=MATTERPORT_STYLE, use_bias=True):
     """Stage 1: conv1 (7x7, stride 2), bn_conv1, ReLU and a 3x3 stride-2 max-pool with "same"
     padding (matterport's; keras.applications and PyTorch pad 1 pixel on every side instead,
-    which shifts the pooling grid by one pixel: style.symmetric_padding). Returns C1
-    [batch, h/4, w/4, 64]."""
+    which shifts the pooling grid by one pixel: style.symmetric_padding). use_bias: conv1 has
+    a bias (matterport's; ResNeXt has none, as torchvision). Returns C1 [batch, h/4, w/4, 64]."""
     x = KL.ZeroPadding2D((3, 3))(input_image)
-    x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
+    x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=use_bias)(x)
     x = _bn("bn_conv1", train_bn, style)(x)
     x = KL.Activation("relu")(x)
     if style.symmetric_padding:

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.config import BACKBONE_NAMES
+
 __all__ = ["generate_anchors", "generate_pyramid_anchors", "compute_backbone_shapes",
            "generate_pyramid_anchors_graph", "backbone_shapes_from_strides"]
 
@@ -29,8 +31,9 @@ def compute_backbone_shapes(config, image_shape):
     """Feature-map sizes of the pyramid levels for an image shape, [levels, (height, width)]."""
     if callable(config.BACKBONE):
         return config.COMPUTE_BACKBONE_SHAPE(image_shape)
-    if config.BACKBONE not in ("resnet50", "resnet101"):
-        raise ValueError(f"unknown BACKBONE {config.BACKBONE!r}")
+    if config.BACKBONE not in BACKBONE_NAMES:
+        raise ValueError(f"unknown BACKBONE {config.BACKBONE!r} (known: "
+                         f"{', '.join(BACKBONE_NAMES)})")
     return backbone_shapes_from_strides(image_shape, config.BACKBONE_STRIDES)
 
 

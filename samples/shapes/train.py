@@ -69,9 +69,16 @@ def mini_backbone_shapes(image_shape):
 
 # name -> Config overrides. "mini" also halves the mask head's resolution (7x7 pooled
 # features, 14x14 masks): the mask head is most of a training step's work on a CPU.
+# The ResNeXts take torchvision's padding, BatchNorm epsilon and input normalisation, so that
+# --weights imagenet (torchvision's ImageNet .pth) fits them.
+_TORCHVISION_TRUNK = {"RESNET_SYMMETRIC_PADDING": True, "BN_EPSILON": 1e-5,
+                      "MEAN_PIXEL": (123.675, 116.28, 103.53),   # 255 * ImageNet mean
+                      "STD_PIXEL": (58.395, 57.12, 57.375)}      # 255 * ImageNet std
 BACKBONES = {
     "resnet50": {"BACKBONE": "resnet50"},
     "resnet101": {"BACKBONE": "resnet101"},
+    "resnext50_32x4d": {"BACKBONE": "resnext50_32x4d", **_TORCHVISION_TRUNK},
+    "resnext101_32x8d": {"BACKBONE": "resnext101_32x8d", **_TORCHVISION_TRUNK},
     "mini": {"BACKBONE": mini_backbone, "COMPUTE_BACKBONE_SHAPE": mini_backbone_shapes,
              "MASK_POOL_SIZE": 7, "MASK_SHAPE": [14, 14]},
 }

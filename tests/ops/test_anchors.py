@@ -30,3 +30,23 @@ def test_graph_twin_equals_numpy():
         ref = A.generate_pyramid_anchors(scales, ratios, shapes, strides, stride)
         got = np.asarray(A.generate_pyramid_anchors_graph(hw, scales, ratios, strides, stride))
         np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_backbone_shapes_of_every_named_backbone():
+    """The ResNeXts have ResNet's strides (4..64): the same pyramid shapes; unknown names fail."""
+    import pytest
+
+    from mrcnn.config import BACKBONE_NAMES
+
+    class C(Config):
+        NAME = "x"
+        NUM_CLASSES = 2
+
+    config = C()
+    expected = [[50, 38], [25, 19], [13, 10], [7, 5], [4, 3]]  # ceil(200 / s), ceil(150 / s)
+    for name in BACKBONE_NAMES:
+        config.BACKBONE = name
+        np.testing.assert_array_equal(A.compute_backbone_shapes(config, (200, 150, 3)), expected)
+    config.BACKBONE = "resnext50"
+    with pytest.raises(ValueError, match="unknown BACKBONE 'resnext50'"):
+        A.compute_backbone_shapes(config, (200, 150, 3))

@@ -166,7 +166,8 @@ class Config:
 
     # --- mrcnn: architecture switches (torchvision's Mask R-CNN: see mrcnn/presets.py) ---
     # Every default is matterport's behaviour (mask_rcnn_coco.h5 needs them).
-    # ResNet "v1.5": a downsampling bottleneck strides its 3x3 conv, not its first 1x1 conv.
+    # ResNet "v1.5": a downsampling bottleneck strides its 3x3 conv, not its first 1x1 conv
+    # (resnet50/101 only: the ResNeXts always do, as the paper and torchvision).
     RESNET_STRIDE_ON_3X3 = False
     # Strided 3x3 convs and the stem max-pool pad 1 pixel on every side (PyTorch) instead of
     # Keras "same" padding (bottom/right only on even inputs).

@@ -77,9 +77,11 @@ def test_exported_model_reloads_and_matches_detect(tmp_path, backbone):
     assert got["masks"].shape == (1, config.DETECTION_MAX_INSTANCES, 128, 128)
     for k in range(n):
         a, b = got["masks"][0, k], expected["masks"][:, :, k]
+        # IoU >= 0.9. Masks under 16 px (random weights give some 1-4 px boxes) are left
+        # out: there the two pastings' rounding of a boundary pixel alone is 10-50% of the mask.
         union = np.logical_or(a, b).sum()
-        if union:
-            assert np.logical_and(a, b).sum() / union >= 0.9, k
+        if union >= 16:
+            assert np.logical_and(a, b).sum() / union >= 0.9, (k, union)
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ the 1x1 -> grouped 3x3 -> 1x1 branch, as torchvision's Bottleneck computes them
 
 The blocks, stem and layer names are mrcnn.backbone.resnet's (conv1, bn_conv1,
 res{stage}{block}_branch2a/2b/2c, res{stage}{block}_branch1, res{stage}{block}_out), so weights
-load by name and FPN/heads are unchanged. As in the ResNeXt paper and torchvision, a
+load by name and FPN/heads are unchanged. The grouped convs are mrcnn.layers.GroupedConv2D
+(Conv2D(groups=...) on TensorFlow's own kernels). As in the ResNeXt paper and torchvision, a
 downsampling block strides its 3x3 conv (whatever Config.RESNET_STRIDE_ON_3X3 says, which is
 about ResNet-50/101 only), and the convolutions have no bias (each is followed by BatchNorm;
 matterport's ResNet keeps its biases only for its released files). ResNetStyle's

@@ -8,7 +8,9 @@ Progress is appended to <output>.partial.jsonl, one line per finished image, flu
 goes; a rerun skips the images already there (a line cut off by a kill is ignored and redone).
 The final <output> (written atomically) is {"images": [{"id", "file_name", "height",
 "width"}], "annotations": [COCO results with RLE masks]}, image ids following the sorted file
-order, so an interrupted and resumed run writes the same file as an uninterrupted one.
+order, so an interrupted and resumed run writes the same file as an uninterrupted one. With
+Config.MASK_SCORING each annotation also has "mask_score" (evaluation.coco_metrics ranks segm
+results by it).
 
 Sharded over several processes or machines (the same sorted input list on each):
 

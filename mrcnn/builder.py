@@ -13,11 +13,14 @@ from keras import layers as KL
 from mrcnn.backbone import ResNetStyle, build_backbone, fpn_graph
 from mrcnn.heads.fpn_heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.heads.keypoint_head import build_fpn_keypoint_graph
+from mrcnn.heads.mask_iou_head import build_maskiou_graph
 from mrcnn.heads.rpn import build_rpn_model
 from mrcnn.layers import (
     DetectionLayer,
     DetectionTargetLayer,
     KeypointTargetLayer,
+    MaskIoUTargetLayer,
+    MaskScores,
     NormBoxes,
     ProposalLayer,
     PyramidAnchors,
@@ -25,7 +28,8 @@ from mrcnn.layers import (
 )
 
 __all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
-           "INFERENCE_OUTPUTS", "KEYPOINT_TRAINING_OUTPUTS", "training_output_names",
+           "INFERENCE_OUTPUTS", "KEYPOINT_TRAINING_OUTPUTS", "MASK_SCORING_TRAINING_OUTPUTS",
+           "MASK_SCORING_INFERENCE_OUTPUTS", "training_output_names",
            "inference_output_names", "train_bn_flag", "dtype_policy_scope"]
 
 INFERENCE_OUTPUTS = ["mrcnn_detection", "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "ROI",
@@ -36,22 +40,32 @@ TRAINING_OUTPUTS = ["rpn_class_logits", "rpn_class", "rpn_bbox", "mrcnn_class_lo
 # Appended to the training outputs when Config.NUM_KEYPOINTS > 0.
 KEYPOINT_TRAINING_OUTPUTS = ["mrcnn_keypoint", "target_keypoint_indices",
                              "target_keypoint_valid"]
+# Appended (after the keypoint outputs) when Config.MASK_SCORING is True.
+MASK_SCORING_TRAINING_OUTPUTS = ["mrcnn_maskiou", "target_maskiou"]
+MASK_SCORING_INFERENCE_OUTPUTS = ["mrcnn_maskiou", "mrcnn_mask_scores"]
 MASK_OUTPUTS = ("mrcnn_mask", "target_mask")
 
 
 def training_output_names(config):
     """Names of the training model's outputs, in order: TRAINING_OUTPUTS (without the mask
-    head's when USE_MASK_HEAD is False), then KEYPOINT_TRAINING_OUTPUTS with keypoints."""
+    head's when USE_MASK_HEAD is False), then KEYPOINT_TRAINING_OUTPUTS with keypoints, then
+    MASK_SCORING_TRAINING_OUTPUTS with MASK_SCORING: mrcnn_maskiou [batch, R, classes] and
+    target_maskiou [batch, R] on the R ROIs the mask head sees."""
     names = [n for n in TRAINING_OUTPUTS if config.USE_MASK_HEAD or n not in MASK_OUTPUTS]
-    return names + (KEYPOINT_TRAINING_OUTPUTS if config.NUM_KEYPOINTS else [])
+    names += KEYPOINT_TRAINING_OUTPUTS if config.NUM_KEYPOINTS else []
+    return names + (MASK_SCORING_TRAINING_OUTPUTS if config.MASK_SCORING else [])
 
 
 def inference_output_names(config):
     """Names of the inference model's outputs: INFERENCE_OUTPUTS, then "mrcnn_keypoint"
-    [batch, DETECTION_MAX_INSTANCES, S, S, K] heatmap logits with keypoints. Without the mask
-    head, mrcnn_mask is still an output: zeros [batch, DETECTION_MAX_INSTANCES, 28, 28, classes]
-    so that detect() keeps one shape."""
-    return INFERENCE_OUTPUTS + (["mrcnn_keypoint"] if config.NUM_KEYPOINTS else [])
+    [batch, DETECTION_MAX_INSTANCES, S, S, K] heatmap logits with keypoints, then with
+    MASK_SCORING "mrcnn_maskiou" [batch, DETECTION_MAX_INSTANCES, classes] (predicted MaskIoU)
+    and "mrcnn_mask_scores" [batch, DETECTION_MAX_INSTANCES] (class score x predicted MaskIoU
+    of the detected class, 0 for padding). Without the mask head, mrcnn_mask is still an
+    output: zeros [batch, DETECTION_MAX_INSTANCES, 28, 28, classes] so that detect() keeps one
+    shape."""
+    names = INFERENCE_OUTPUTS + (["mrcnn_keypoint"] if config.NUM_KEYPOINTS else [])
+    return names + (MASK_SCORING_INFERENCE_OUTPUTS if config.MASK_SCORING else [])
 
 
 def _keypoint_head(config, rois, feature_maps, image_meta):
@@ -60,6 +74,12 @@ def _keypoint_head(config, rois, feature_maps, image_meta):
         pool_size=config.KEYPOINT_POOL_SIZE, conv_channels=config.KEYPOINT_HEAD_CONV_CHANNELS,
         num_convs=config.KEYPOINT_HEAD_CONVS, roi_align_mode=config.ROI_ALIGN_MODE,
         sampling_ratio=config.ROI_ALIGN_SAMPLING_RATIO, level_mapper=config.ROI_LEVEL_MAPPER)
+
+
+def _maskiou_head(config, roi_features, masks, class_ids):
+    return build_maskiou_graph(roi_features, masks, class_ids, config.NUM_CLASSES,
+                               conv_channels=config.MASKIOU_CONV_CHANNELS,
+                               fc_size=config.MASKIOU_FC_SIZE)
 
 
 def train_bn_flag(config):
@@ -191,9 +211,9 @@ def build_inference_model(config):
         rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
     detection_boxes = detections[..., :4]
     if config.USE_MASK_HEAD:
-        mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps,
-                                          input_image_meta, config.MASK_POOL_SIZE,
-                                          config.NUM_CLASSES, **kw)
+        mrcnn_mask, mask_features = build_fpn_mask_graph(
+            detection_boxes, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
+            config.NUM_CLASSES, return_features=True, **kw)
     else:
         mrcnn_mask = ZeroMasks(config.MASK_SHAPE, config.NUM_CLASSES, name="mrcnn_mask")(
             detection_boxes)
@@ -201,6 +221,11 @@ def build_inference_model(config):
     if config.NUM_KEYPOINTS:
         outputs.append(_keypoint_head(config, detection_boxes, mrcnn_feature_maps,
                                       input_image_meta))
+    if config.MASK_SCORING:
+        # Each detection's mask of its detected class is scored.
+        mrcnn_maskiou = _maskiou_head(config, mask_features, mrcnn_mask, detections[..., 4])
+        outputs += [mrcnn_maskiou,
+                    MaskScores(name="mrcnn_mask_scores")(detections, mrcnn_maskiou)]
     return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
 
 
@@ -213,9 +238,10 @@ def build_training_model(config):
     MAX_GT_INSTANCES] int32, input_gt_boxes [batch, MAX_GT_INSTANCES, 4] pixels,
     input_gt_masks [batch, h, w, MAX_GT_INSTANCES] bool (mini masks when USE_MINI_MASK), and
     input_roi [batch, POST_NMS_ROIS_TRAINING, 4] pixels when USE_RPN_ROIS is False.
-    Outputs: the tensors named in TRAINING_OUTPUTS, in that order; mrcnn.losses turns them into
-    the five losses. Unlike matterport, mrcnn_mask covers only the first
-    int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) ROIs, where all positive ROIs are.
+    Outputs: the tensors named by training_output_names(config), in that order; mrcnn.losses
+    turns them into the five losses (and those of the optional heads). Unlike matterport,
+    mrcnn_mask covers only the first int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) ROIs, where
+    all positive ROIs are.
     """
     _check_image_shape(config)
     input_image, input_image_meta = _image_inputs(config)
@@ -265,9 +291,16 @@ def build_training_model(config):
              "target_class_ids": target_class_ids, "target_bbox": target_bbox,
              "target_mask": target_mask}
     if config.USE_MASK_HEAD:
-        named["mrcnn_mask"] = build_fpn_mask_graph(
+        named["mrcnn_mask"], mask_features = build_fpn_mask_graph(
             rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-            config.NUM_CLASSES, **kw)
+            config.NUM_CLASSES, return_features=True, **kw)
+    if config.MASK_SCORING:
+        # Each positive ROI's mask of its GT class is scored, against its IoU with the mask
+        # target (MaskIoUTargetLayer); negatives have no target (their loss weight is 0).
+        named["mrcnn_maskiou"] = _maskiou_head(config, mask_features, named["mrcnn_mask"],
+                                               target_class_ids[:, :mask_rows])
+        named["target_maskiou"] = MaskIoUTargetLayer(name="maskiou_targets")(
+            named["mrcnn_mask"], target_mask, target_class_ids)
     if config.NUM_KEYPOINTS:
         # Pixel keypoints of the molded image, like input_gt_boxes.
         input_gt_keypoints = keras.Input(shape=[None, config.NUM_KEYPOINTS, 3],

@@ -8,6 +8,7 @@ Every sample's train.py takes the same options::
     --weights coco|imagenet|last|none|PATH
     --logs DIR --epochs N --layers heads|3+|4+|5+|all --limit N --seed N
     --strategy default|mirrored|multiworker
+    --mask-scoring          the Mask Scoring R-CNN head (Config.MASK_SCORING)
 
 and runs the same steps (run_training): load the data, build the model, print where the
 checkpoints go, initialise the weights, train (the last --lr-drop-epochs at a tenth of the
@@ -138,6 +139,9 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     p.add_argument("--curve-every", type=int, default=1,
                    help="evaluate val mAP for the learning curve every N epochs (0: never)")
+    p.add_argument("--mask-scoring", action="store_true",
+                   help="add the Mask Scoring R-CNN MaskIoU head (Config.MASK_SCORING): mask "
+                        "metrics then rank detections by class score x predicted mask IoU")
     return p
 
 
@@ -336,6 +340,8 @@ def _config_classes(task, args, train_set, replicas=1):
         overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
     if args.lr:
         overrides["LEARNING_RATE"] = args.lr
+    if getattr(args, "mask_scoring", False):
+        overrides["MASK_SCORING"] = True
     if train_set.num_classes != task.train_config.NUM_CLASSES:
         overrides["NUM_CLASSES"] = train_set.num_classes  # COCO JSON: its own categories
     train_cls = type(task.train_config.__name__, (task.train_config,), overrides)
@@ -441,6 +447,10 @@ def run_training(task, args):
         kp = metrics["coco_keypoints"]
         summary.update(keypoint_AP=kp["AP"], keypoint_AP50=kp["AP50"],
                        keypoint_AP75=kp["AP75"], coco_keypoints=kp)
+    if "coco_segm_class_scores" in metrics:  # MASK_SCORING: the mask metrics without it
+        summary["mask_mAP50_class_scores"] = metrics["mask_mAP50_class_scores"]
+        summary["coco_mask_AP_class_scores"] = metrics["coco_segm_class_scores"]["AP"]
+        summary["coco_mask_AP50_class_scores"] = metrics["coco_segm_class_scores"]["AP50"]
     if curve is not None and curve.epochs:
         summary["curve_json"], summary["curve"] = curve.save(os.path.join(args.out, "curve"))
     if task.after_evaluation:
@@ -456,6 +466,10 @@ def run_training(task, args):
     if "keypoint_AP" in summary:
         print(f"keypoint AP (OKS, {metrics['images']} images): {summary['keypoint_AP']:.4f}  "
               f"AP50 {summary['keypoint_AP50']:.4f}  AP75 {summary['keypoint_AP75']:.4f}")
+    if "coco_mask_AP_class_scores" in summary:
+        print(f"ranked by class scores instead of mask scores: COCO mask AP "
+              f"{summary['coco_mask_AP_class_scores']:.4f}  mask mAP@0.5 "
+              f"{summary['mask_mAP50_class_scores']:.4f}")
     print(f"steps: {steps}  wall clock: {summary['wall_clock_seconds']:.0f} s")
     for key in ("picture", "splash", "curve"):
         if key in summary:

@@ -31,6 +31,8 @@ LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox
               "mrcnn_mask_loss")
 # The keypoint head's loss, present when NUM_KEYPOINTS > 0.
 KEYPOINT_LOSS_NAMES = ("mrcnn_keypoint_loss",)
+# The MaskIoU head's loss, present when MASK_SCORING is True.
+MASK_SCORING_LOSS_NAMES = ("mrcnn_maskiou_loss",)
 
 
 class ConfigError(ValueError):
@@ -111,7 +113,8 @@ class Config:
     LEARNING_MOMENTUM = 0.9
     # L2 weight decay (BatchNorm gamma/beta excluded).
     WEIGHT_DECAY = 0.0001
-    # Weight of each loss in the total.
+    # Weight of each loss in the total. Losses of optional heads (mrcnn_keypoint_loss,
+    # mrcnn_maskiou_loss) may be added here; a loss missing from the dict has weight 1.0.
     LOSS_WEIGHTS = {
         "rpn_class_loss": 1.0,
         "rpn_bbox_loss": 1.0,
@@ -224,6 +227,16 @@ class Config:
     # False: no mask head (keypoints only, like torchvision's keypointrcnn); the dataset still
     # gives masks, from which the GT boxes come.
     USE_MASK_HEAD = True
+
+    # --- mrcnn: Mask Scoring R-CNN (Huang et al., CVPR 2019; README "Mask Scoring") ---
+    # True adds the MaskIoU head: it regresses the IoU of each predicted mask with its ground
+    # truth (loss "mrcnn_maskiou_loss", L2 on positive ROIs), and detect() also returns
+    # mask_scores = class score x predicted MaskIoU, by which COCO segm evaluation ranks.
+    # Needs the mask head (USE_MASK_HEAD).
+    MASK_SCORING = False
+    # Width of the MaskIoU head's four 3x3 convolutions and of its two hidden FC layers.
+    MASKIOU_CONV_CHANNELS = 256
+    MASKIOU_FC_SIZE = 1024
 
     def __init__(self):
         # A function assigned as a class attribute would bind to the instance: keep it plain.
@@ -340,11 +353,12 @@ class Config:
             fail("WEIGHT_DECAY", "must be >= 0")
         if self.GRADIENT_CLIP_NORM is not None and not self.GRADIENT_CLIP_NORM > 0:
             fail("GRADIENT_CLIP_NORM", "must be > 0 or None")
-        known = LOSS_NAMES + KEYPOINT_LOSS_NAMES
+        known = LOSS_NAMES + KEYPOINT_LOSS_NAMES + MASK_SCORING_LOSS_NAMES
         unknown = set(self.LOSS_WEIGHTS) - set(known)
         if unknown:
             fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; known: {known}")
         self._validate_keypoints(fail)
+        self._validate_mask_scoring(fail)
         if self.TRAIN_BN not in (True, False, None):
             fail("TRAIN_BN", "must be True, False or None")
         if self.ROI_ALIGN_MODE not in ("paper", "matterport", "torchvision"):
@@ -420,6 +434,17 @@ class Config:
             fail("USE_MASK_HEAD", "must be True or False")
         if not self.USE_MASK_HEAD and k == 0:
             fail("USE_MASK_HEAD", "False needs a keypoint head (NUM_KEYPOINTS > 0)")
+
+    def _validate_mask_scoring(self, fail):
+        if not isinstance(self.MASK_SCORING, (bool, np.bool_)):
+            fail("MASK_SCORING", "must be True or False")
+        if self.MASK_SCORING and not self.USE_MASK_HEAD:
+            fail("MASK_SCORING", "True needs the mask head (USE_MASK_HEAD = True): the MaskIoU "
+                                 "head scores its masks")
+        for attr in ("MASKIOU_CONV_CHANNELS", "MASKIOU_FC_SIZE"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                fail(attr, "must be a positive integer")
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self):

@@ -16,7 +16,8 @@ from mrcnn.ops.masks import compute_overlaps_masks, extract_bboxes
 
 __all__ = ["compute_matches", "compute_ap", "compute_ap_range", "compute_recall", "voc_ap",
            "voc_map", "coco_metrics", "evaluate_dataset", "build_coco_gt", "detections_to_coco",
-           "build_coco_results", "evaluate_keypoints", "KEYPOINT_STAT_NAMES"]
+           "build_coco_results", "rank_by_mask_scores", "evaluate_keypoints",
+           "KEYPOINT_STAT_NAMES"]
 
 
 def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
@@ -227,8 +228,9 @@ def build_coco_gt(dataset, image_ids, gts):
     return coco
 
 
-def _results_of_image(image_id, rois, class_ids, scores, masks, category_of):
-    """COCO result dicts of one image's detections (the single implementation)."""
+def _results_of_image(image_id, rois, class_ids, scores, masks, category_of, mask_scores=None):
+    """COCO result dicts of one image's detections (the single implementation); with
+    mask_scores each dict also has "mask_score"."""
     from pycocotools import mask as mask_utils
 
     if rois is None:
@@ -236,10 +238,13 @@ def _results_of_image(image_id, rois, class_ids, scores, masks, category_of):
     rois = np.asarray(rois).reshape(-1, 4)
     masks = np.asarray(masks)
     if masks.ndim != 3 or masks.shape[-1] != rois.shape[0] or len(class_ids) != len(rois) \
-            or len(scores) != len(rois):
+            or len(scores) != len(rois) or (mask_scores is not None and
+                                            len(mask_scores) != len(rois)):
         raise ValueError(f"image {image_id}: {len(rois)} rois, {len(class_ids)} class_ids, "
-                         f"{len(scores)} scores and masks of shape {masks.shape}: expected "
-                         "one image's detections (masks [height, width, N])")
+                         f"{len(scores)} scores"
+                         + ("" if mask_scores is None else f", {len(mask_scores)} mask_scores")
+                         + f" and masks of shape {masks.shape}: expected one image's "
+                         "detections (masks [height, width, N])")
     out = []
     for i in range(rois.shape[0]):
         y1, x1, y2, x2 = (round(float(v), 1) for v in rois[i])
@@ -248,19 +253,23 @@ def _results_of_image(image_id, rois, class_ids, scores, masks, category_of):
         out.append({"image_id": int(image_id), "category_id": int(category_of(class_ids[i])),
                     "bbox": [x1, y1, round(x2 - x1, 1), round(y2 - y1, 1)],
                     "score": float(scores[i]), "segmentation": rle})
+        if mask_scores is not None:
+            out[-1]["mask_score"] = float(mask_scores[i])
     return out
 
 
-def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks):
+def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks, mask_scores=None):
     """matterport's contract: ONE image's detections -> COCO result dicts.
 
     dataset: the prepared Dataset (internal class ids -> its source category ids, i.e.
     dataset.get_source_class_id(class_id, source) of each class's own source, "coco" for
     CocoDataset); image_ids: the COCO image ids to file them under, as matterport's loop
     passes them (`coco_image_ids[i:i + 1]`); rois [N, (y1, x1, y2, x2)] pixels, class_ids [N],
-    scores [N], masks [height, width, N] (uint8 or bool): one detect() result.
+    scores [N], masks [height, width, N] (uint8 or bool): one detect() result; mask_scores
+    [N] (optional, detect()'s with Config.MASK_SCORING).
     Returns dicts {image_id, category_id, bbox [x, y, w, h] (rounded to 0.1 px), score,
-    segmentation (compressed RLE, counts as str)}; [] when rois is None or N is 0.
+    segmentation (compressed RLE, counts as str)}, and mask_score with mask_scores (segm
+    evaluation by coco_metrics ranks by it); [] when rois is None or N is 0.
     """
     def category_of(class_id):
         info = dataset.class_info[int(class_id)]
@@ -268,7 +277,8 @@ def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks):
 
     results = []
     for image_id in image_ids:
-        results += _results_of_image(image_id, rois, class_ids, scores, masks, category_of)
+        results += _results_of_image(image_id, rois, class_ids, scores, masks, category_of,
+                                     mask_scores)
     return results
 
 
@@ -276,13 +286,20 @@ def detections_to_coco(dataset, image_id, result, category_of=None):
     """One image's detect() result dict -> COCO result dicts (as build_coco_results).
 
     Categories are those of the ground truth build_coco_gt writes for the dataset (source ids
-    for a single-source dataset), or category_of(class_id) when given.
+    for a single-source dataset), or category_of(class_id) when given. A result with
+    "mask_scores" (Config.MASK_SCORING) gives dicts with "mask_score".
     """
     if category_of is None:
         def category_of(class_id):
             return _category_id(dataset, class_id)
     return _results_of_image(image_id, result["rois"], result["class_ids"], result["scores"],
-                             result["masks"], category_of)
+                             result["masks"], category_of, result.get("mask_scores"))
+
+
+def rank_by_mask_scores(results):
+    """COCO result dicts whose "score" is their "mask_score" where they have one (Mask Scoring
+    R-CNN ranks masks by it); others unchanged. Returns new dicts."""
+    return [dict(r, score=r["mask_score"]) if "mask_score" in r else r for r in results]
 
 
 COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
@@ -292,14 +309,20 @@ COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR
 KEYPOINT_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
 
-def coco_metrics(coco_gt, results, eval_type="segm", image_ids=None, verbose=0, sigmas=None):
+def coco_metrics(coco_gt, results, eval_type="segm", image_ids=None, verbose=0, sigmas=None,
+                 use_mask_scores=True):
     """COCOeval summary stats as a dict (AP, AP50, ...; KEYPOINT_STAT_NAMES for eval_type
-    "keypoints", OKS AP with per-keypoint `sigmas`). No detections give zeros."""
+    "keypoints", OKS AP with per-keypoint `sigmas`). No detections give zeros.
+
+    For eval_type "segm", results with a "mask_score" (Config.MASK_SCORING) are ranked by it
+    instead of "score" unless use_mask_scores is False; boxes always rank by "score"."""
     from pycocotools.cocoeval import COCOeval
 
     names = KEYPOINT_STAT_NAMES if eval_type == "keypoints" else COCO_STAT_NAMES
     if not results:
         return {name: 0.0 for name in names}
+    if eval_type == "segm" and use_mask_scores:
+        results = rank_by_mask_scores(results)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         coco_dt = coco_gt.loadRes(results)
@@ -324,6 +347,11 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
     stats dicts), images, seconds; for a model with a keypoint head (Config.NUM_KEYPOINTS > 0)
     and a dataset with load_keypoints, also coco_keypoints (OKS AP, COCOeval "keypoints" with
     the config's sigmas; see mrcnn.keypoint_evaluation).
+
+    When detect() returns mask_scores (Config.MASK_SCORING), the mask metrics (mask_mAP50,
+    per_class_AP50, coco_segm) rank detections by them, and mask_mAP50_class_scores and
+    coco_segm_class_scores give the same metrics ranked by the class scores; box metrics
+    rank by the class scores.
     """
     import keras
 
@@ -355,7 +383,9 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
             keypoint_results += kpe.keypoint_results(image_id, r, int)
         if bar:
             bar.update(n + 1)
-    mask_map, per_class = voc_map(gts, preds, iou_threshold, use_masks=True)
+    with_mask_scores = any("mask_scores" in p for p in preds)
+    mask_preds = [dict(p, scores=p["mask_scores"]) if "mask_scores" in p else p for p in preds]
+    mask_map, per_class = voc_map(gts, mask_preds, iou_threshold, use_masks=True)
     bbox_map, _ = voc_map(gts, preds, iou_threshold, use_masks=False)
     coco_gt = build_coco_gt(dataset, image_ids, gts)
     metrics = {
@@ -366,6 +396,10 @@ def evaluate_dataset(model, dataset, image_ids=None, limit=0, iou_threshold=0.5,
         "coco_bbox": coco_metrics(coco_gt, coco_results, "bbox", image_ids),
         "images": len(image_ids),
     }
+    if with_mask_scores:
+        metrics["mask_mAP50_class_scores"] = voc_map(gts, preds, iou_threshold, True)[0]
+        metrics["coco_segm_class_scores"] = coco_metrics(coco_gt, coco_results, "segm",
+                                                         image_ids, use_mask_scores=False)
     if with_keypoints:
         keypoint_gt = kpe.build_keypoint_gt(image_ids, gts, int, model.config.KEYPOINT_NAMES)
         metrics["coco_keypoints"] = coco_metrics(keypoint_gt, keypoint_results, "keypoints",

@@ -10,13 +10,15 @@ Outputs of `serve` (N = DETECTION_MAX_INSTANCES, padded; num_detections says how
     boxes [batch, N, (y1, x1, y2, x2)] int32 pixels of the input image, class_ids [batch, N]
     int32, scores [batch, N] float32, masks [batch, N, height, width] bool, num_detections
     [batch] int32; with a keypoint head also keypoints [batch, N, K, (x, y, score)] float32
-    pixels of the input image (keypoints_from_heatmaps_graph).
+    pixels of the input image (keypoints_from_heatmaps_graph); with Config.MASK_SCORING also
+    mask_scores [batch, N] float32 (class score x predicted MaskIoU, as detect()'s).
 Images in one call share a size; different calls may use different sizes.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.builder import inference_output_names
 from mrcnn.layers.graph_utils import pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
@@ -176,8 +178,9 @@ def export_saved_model(model, export_dir, verbose=False):
         anchors = pyramid_anchors_graph(molded, config.RPN_ANCHOR_SCALES,
                                         config.RPN_ANCHOR_RATIOS, config.BACKBONE_STRIDES,
                                         config.RPN_ANCHOR_STRIDE)
-        outputs = km([molded, metas, anchors], training=False)
-        detections, mrcnn_mask = outputs[0], outputs[3]
+        outputs = dict(zip(inference_output_names(config),
+                           km([molded, metas, anchors], training=False)))
+        detections, mrcnn_mask = outputs["mrcnn_detection"], outputs["mrcnn_mask"]
         boxes, class_ids, scores, masks, count = unmold_detections_graph(
             detections, mrcnn_mask, windows, hw, tf.shape(images)[1:3])
         out = {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": masks,
@@ -186,8 +189,10 @@ def export_saved_model(model, export_dir, verbose=False):
             # Unrounded boxes in input pixels, as detect() decodes keypoints with.
             float_boxes = unmold_boxes_graph(detections[..., :4], windows, hw,
                                              tf.shape(images)[1:3])
-            kps = keypoints_from_heatmaps_graph(outputs[7], float_boxes)
+            kps = keypoints_from_heatmaps_graph(outputs["mrcnn_keypoint"], float_boxes)
             out["keypoints"] = kps * tf.cast(class_ids > 0, tf.float32)[..., None, None]
+        if config.MASK_SCORING:
+            out["mask_scores"] = tf.where(class_ids > 0, outputs["mrcnn_mask_scores"], 0.0)
         return out
 
     archive = keras.export.ExportArchive()

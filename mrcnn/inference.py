@@ -9,7 +9,7 @@ from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.ops.keypoints import heatmaps_to_keypoints
 from mrcnn.ops.masks import unmold_masks
 
-__all__ = ["mold_inputs", "unmold_detections"]
+__all__ = ["mold_inputs", "unmold_detections", "unmold_detections_dict"]
 
 
 def mold_inputs(images, config):
@@ -50,13 +50,25 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     float32, masks [H, W, N] bool; with keypoint_maps also keypoints [N, K, (x, y, score)]
     float32 original pixels (ops.keypoints.heatmaps_to_keypoints on the unrounded boxes).
     """
+    r = unmold_detections_dict(detections, mrcnn_mask, original_image_shape, image_shape,
+                               window, keypoint_maps)
+    out = (r["rois"], r["class_ids"], r["scores"], r["masks"])
+    return out if keypoint_maps is None else out + (r["keypoints"],)
+
+
+def unmold_detections_dict(detections, mrcnn_mask, original_image_shape, image_shape, window,
+                           keypoint_maps=None, mask_scores=None):
+    """unmold_detections as detect()'s dict: rois, class_ids, scores, masks; "keypoints" with
+    keypoint_maps; "mask_scores" [N] float32 with mask_scores ([N] per padded detection, the
+    MaskIoU head's class score x predicted MaskIoU), kept for the same detections."""
     valid = detections[:, 4] > 0
     n = int(np.sum(valid))
+    rows = np.nonzero(valid)[0]
     detections = detections[valid]
     boxes = detections[:, :4]
     class_ids = detections[:, 4].astype(np.int32)
     scores = detections[:, 5].astype(np.float32)
-    masks = mrcnn_mask[np.nonzero(valid)[0], :, :, class_ids] if n else \
+    masks = mrcnn_mask[rows, :, :, class_ids] if n else \
         np.zeros((0,) + mrcnn_mask.shape[1:3])
     # Normalized coordinates relative to the window, then original-image pixels.
     window = norm_boxes(window, image_shape[:2])
@@ -70,9 +82,10 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     # Drop boxes that became empty.
     keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
-    full_masks = unmold_masks(masks, boxes, original_image_shape)
-    if keypoint_maps is None:
-        return boxes, class_ids, scores, full_masks
-    maps = keypoint_maps[np.nonzero(valid)[0]][keep]
-    keypoints = heatmaps_to_keypoints(maps, float_boxes[keep])
-    return boxes, class_ids, scores, full_masks, keypoints
+    result = {"rois": boxes, "class_ids": class_ids, "scores": scores,
+              "masks": unmold_masks(masks, boxes, original_image_shape)}
+    if keypoint_maps is not None:
+        result["keypoints"] = heatmaps_to_keypoints(keypoint_maps[rows][keep], float_boxes[keep])
+    if mask_scores is not None:
+        result["mask_scores"] = np.asarray(mask_scores)[rows][keep].astype(np.float32)
+    return result

@@ -1,4 +1,5 @@
-"""The Mask R-CNN losses (the paper's five, and the keypoint head's), as plain TensorFlow
+"""The Mask R-CNN losses (the paper's five, the keypoint head's and the MaskIoU head's), as plain
+TensorFlow
 functions (batched, no Python loops).
 
 Each returns a scalar float32; a loss with nothing to average over (e.g. no positive ROIs)
@@ -9,7 +10,7 @@ import tensorflow as tf
 
 __all__ = ["smooth_l1_loss", "rpn_class_loss_graph", "rpn_bbox_loss_graph",
            "mrcnn_class_loss_graph", "mrcnn_bbox_loss_graph", "mrcnn_mask_loss_graph",
-           "mrcnn_keypoint_loss_graph", "l2_weight_decay"]
+           "mrcnn_keypoint_loss_graph", "mrcnn_maskiou_loss_graph", "l2_weight_decay"]
 
 
 def smooth_l1_loss(y_true, y_pred):
@@ -146,6 +147,23 @@ def mrcnn_keypoint_loss_graph(target_indices, target_valid, target_class_ids, pr
     weights = tf.cast(target_valid[:, :rows], tf.bool) & positive[..., None]
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_indices, logits=logits)
     return _masked_mean(ce, weights)
+
+
+def mrcnn_maskiou_loss_graph(target_maskiou, target_class_ids, pred_maskiou):
+    """MaskIoU head loss (Mask Scoring R-CNN): squared error between the predicted MaskIoU of
+    each positive ROI's GT class and its target, mean over the positive ROIs (0 without any;
+    negatives contribute nothing).
+
+    target_maskiou: [batch, rois] (MaskIoUTargetLayer); target_class_ids: [batch, rois'] int
+    with rois' >= rois (only the first rois rows are read), > 0 for positive ROIs;
+    pred_maskiou: [batch, rois, num_classes].
+    """
+    rows = tf.shape(pred_maskiou)[1]
+    class_ids = tf.cast(target_class_ids[:, :rows], tf.int32)
+    pred = tf.gather(tf.cast(pred_maskiou, tf.float32), tf.maximum(class_ids, 0),
+                     batch_dims=2)  # [B, R]
+    squared = tf.square(pred - tf.cast(target_maskiou[:, :rows], tf.float32))
+    return _masked_mean(squared, class_ids > 0)
 
 
 def l2_weight_decay(variables, weight_decay):

@@ -420,7 +420,8 @@ class MaskRCNN:
         Returns one dict per image: rois [N, (y1, x1, y2, x2)] int32 pixels of the original
         image, class_ids [N] int32, scores [N] float32, masks [H, W, N] bool, and with a
         keypoint head (Config.NUM_KEYPOINTS > 0) keypoints [N, K, (x, y, score)] float32
-        pixels of the original image.
+        pixels of the original image, and with Config.MASK_SCORING mask_scores [N] float32
+        (scores x the MaskIoU head's predicted IoU of the mask; scores stay the class scores).
         """
         images = list(images)
         if verbose:
@@ -432,16 +433,17 @@ class MaskRCNN:
                                        [np.asarray(image).shape for image in images], windows)
 
     def _detect_and_unmold(self, molded_images, image_metas, original_shapes, windows):
-        outputs = self._predict(molded_images, image_metas)
-        detections, mrcnn_mask = outputs[0], outputs[3]
-        keypoint_maps = outputs[7] if len(outputs) > 7 else None  # builder: mrcnn_keypoint
+        outputs = dict(zip(builder.inference_output_names(self.config),
+                           self._predict(molded_images, image_metas)))
+        keypoint_maps = outputs.get("mrcnn_keypoint")
+        mask_scores = outputs.get("mrcnn_mask_scores")
         results = []
         for i, (shape, window) in enumerate(zip(original_shapes, windows)):
-            unmolded = self.unmold_detections(
-                detections[i], mrcnn_mask[i], shape, molded_images[i].shape, window,
-                None if keypoint_maps is None else keypoint_maps[i])
-            result = dict(zip(("rois", "class_ids", "scores", "masks", "keypoints"), unmolded))
-            results.append(result)
+            results.append(inference.unmold_detections_dict(
+                outputs["mrcnn_detection"][i], outputs["mrcnn_mask"][i], shape,
+                molded_images[i].shape, window,
+                None if keypoint_maps is None else keypoint_maps[i],
+                None if mask_scores is None else mask_scores[i]))
         return results
 
     def detect_molded(self, molded_images, image_metas, verbose=0):

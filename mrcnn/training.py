@@ -28,7 +28,7 @@ from mrcnn.checkpoints import (  # noqa: F401  (re-exported: training's public n
     prune_checkpoints,
     write_checkpoint,
 )
-from mrcnn.config import KEYPOINT_LOSS_NAMES, LOSS_NAMES
+from mrcnn.config import KEYPOINT_LOSS_NAMES, LOSS_NAMES, MASK_SCORING_LOSS_NAMES
 from mrcnn.layers.graph_utils import BatchNorm
 from mrcnn.ops.image_meta import active_class_ids_graph
 
@@ -82,8 +82,9 @@ def set_trainable(keras_model, layer_regex, verbose=0, indent=0):
 def compute_losses(inputs, outputs, output_names=None):
     """The losses from the training model's inputs (dict) and outputs, named by output_names
     (builder.training_output_names; default TRAINING_OUTPUTS). Returns a dict loss name ->
-    scalar: the five of LOSS_NAMES (the mask loss 0 without a mask head), and
-    mrcnn_keypoint_loss when the model has a keypoint head."""
+    scalar: the five of LOSS_NAMES (the mask loss 0 without a mask head),
+    mrcnn_keypoint_loss when the model has a keypoint head and mrcnn_maskiou_loss when it has
+    the MaskIoU head (Config.MASK_SCORING)."""
     # Under mixed precision some outputs are float16/bfloat16: every loss is float32.
     o = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v
          for k, v in zip(output_names or TRAINING_OUTPUTS, outputs)}
@@ -109,6 +110,9 @@ def compute_losses(inputs, outputs, output_names=None):
         losses["mrcnn_keypoint_loss"] = L.mrcnn_keypoint_loss_graph(
             o["target_keypoint_indices"], o["target_keypoint_valid"], o["target_class_ids"],
             o["mrcnn_keypoint"])
+    if "mrcnn_maskiou" in o:
+        losses["mrcnn_maskiou_loss"] = L.mrcnn_maskiou_loss_graph(
+            o["target_maskiou"], o["target_class_ids"], o["mrcnn_maskiou"])
     return losses
 
 
@@ -149,7 +153,8 @@ class TrainingModel(keras.Model):
             TRAINING_OUTPUTS.
         batch_size: the global batch size (Config.BATCH_SIZE), for step_image_ids.
     Metrics reported: loss (the weighted total incl. weight decay), each loss (the five, and
-    mrcnn_keypoint_loss with a keypoint head; means over the epoch's finite steps) and
+    mrcnn_keypoint_loss with a keypoint head, mrcnn_maskiou_loss with the MaskIoU head; means
+    over the epoch's finite steps) and
     nonfinite_steps (steps skipped this epoch).
 
     A step whose loss (or, without a LossScaleOptimizer, any gradient) is not finite on any
@@ -165,7 +170,8 @@ class TrainingModel(keras.Model):
         self.net = net
         self.net_output_names = list(output_names or TRAINING_OUTPUTS)
         self.loss_names = LOSS_NAMES + (
-            KEYPOINT_LOSS_NAMES if "mrcnn_keypoint" in self.net_output_names else ())
+            KEYPOINT_LOSS_NAMES if "mrcnn_keypoint" in self.net_output_names else ()) + (
+            MASK_SCORING_LOSS_NAMES if "mrcnn_maskiou" in self.net_output_names else ())
         self.loss_weights = {k: float(loss_weights.get(k, 1.0)) for k in self.loss_names}
         self.weight_decay = float(weight_decay)
         self.batch_size = int(batch_size)

@@ -49,15 +49,17 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          roi_align_mode="paper", sampling_ratio=2, level_mapper="matterport",
-                         batch_norm=True):
+                         batch_norm=True, return_features=False):
     """Mask head: per-class sigmoid masks of size 2 * pool_size.
 
     batch_norm: False leaves out mrcnn_mask_bn1..4 (torchvision's MaskRCNNHeads).
-    Returns [batch, N, 2 * pool_size, 2 * pool_size, num_classes] probabilities.
+    Returns [batch, N, 2 * pool_size, 2 * pool_size, num_classes] probabilities; with
+    return_features also the RoI features [batch, N, pool_size, pool_size, channels] (the
+    roi_align_mask output, which the MaskIoU head reads).
     """
-    x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
-                        sampling_ratio=sampling_ratio, level_mapper=level_mapper,
-                        name="roi_align_mask")(rois, image_meta, feature_maps)
+    x = features = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
+                                   sampling_ratio=sampling_ratio, level_mapper=level_mapper,
+                                   name="roi_align_mask")(rois, image_meta, feature_maps)
     for i in range(1, 5):
         x = TimeDistributed(KL.Conv2D(256, (3, 3), padding="same"), name=f"mrcnn_mask_conv{i}")(x)
         x = _maybe_bn(x, f"mrcnn_mask_bn{i}", train_bn, batch_norm)
@@ -67,4 +69,4 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     # Output layers compute in float32 under mixed precision (Config.MIXED_PRECISION).
     x = TimeDistributed(KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid",
                                   dtype="float32"), dtype="float32", name="mrcnn_mask")(x)
-    return x
+    return (x, features) if return_features else x

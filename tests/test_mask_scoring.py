@@ -169,6 +169,22 @@ def test_config_mask_scoring_attributes():
                                        "NUM_KEYPOINTS": 17})()
 
 
+def test_mask_scoring_command_line_option():
+    from mrcnn import cli
+    from samples.shapes import train as shapes_train
+
+    task = cli.TrainingTask("shapes", shapes_train.ShapesTrainConfig,
+                            shapes_train.ShapesInferenceConfig, None)
+
+    class Shapes:
+        num_classes = shapes_train.ShapesTrainConfig.NUM_CLASSES
+
+    for argv, on in (([], False), (["--mask-scoring"], True)):
+        train_cls, infer_cls = cli._config_classes(task, shapes_train.parse_args(argv), Shapes())
+        assert train_cls().MASK_SCORING is on and infer_cls().MASK_SCORING is on
+    assert (train_cls.MASKIOU_CONV_CHANNELS, train_cls.MASKIOU_FC_SIZE) == (128, 512)
+
+
 def test_head_layers_and_shapes():
     from mrcnn.heads.mask_iou_head import build_maskiou_graph
 

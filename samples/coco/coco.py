@@ -181,9 +181,11 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
                                         lambda c: dataset.get_source_class_id(c, "coco"),
                                         pixel_indices=True)
         else:
+            # mask_scores (Config.MASK_SCORING): segm evaluation ranks masks by them.
             results += build_coco_results(dataset, coco_image_ids[i:i + 1], r["rois"],
                                           r["class_ids"], r["scores"],
-                                          r["masks"].astype(np.uint8))
+                                          r["masks"].astype(np.uint8),
+                                          mask_scores=r.get("mask_scores"))
         if bar:
             bar.update(i + 1)
     kinds = ["bbox", "segm"] if eval_type == "both" else [eval_type]

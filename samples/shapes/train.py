@@ -3,6 +3,7 @@
     python samples/shapes/train.py                 # the README's main job (CPU, from scratch)
     python samples/shapes/train.py --weights last  # continue the newest run in --logs
     python samples/shapes/train.py --epochs 2 --steps-per-epoch 20 --val-images 10  # a quick look
+    python samples/shapes/train.py --mask-scoring  # with the Mask Scoring R-CNN head
 
 Prints the metrics (VOC mask mAP@0.5 over the whole validation set, COCO mask AP via pycocotools,
 wall-clock seconds, steps), writes them to <out>/metrics.json, a picture of detections to
@@ -40,6 +41,9 @@ class ShapesTrainConfig(ShapesConfig):
     PRE_NMS_LIMIT = 2000
     MAX_GT_INSTANCES = 10
     DETECTION_MAX_INSTANCES = 20
+    # With --mask-scoring: a MaskIoU head at half the paper's width, like the FPN and heads.
+    MASKIOU_CONV_CHANNELS = 128
+    MASKIOU_FC_SIZE = 512
 
 
 def mini_backbone(input_image, stage5=True, train_bn=True):

@@ -331,10 +331,14 @@ def test_maskiou_gradient_stops_at_the_mask_head(shapes_datasets):
     from mrcnn.data_generator import DataGenerator
     from mrcnn.training import compute_losses
 
-    config = MaskScoringConfig()
+    class GivenRois(MaskScoringConfig):
+        USE_RPN_ROIS = False  # ROIs around the GT boxes: positive ROIs from the first step
+
+    config = GivenRois()
     net = builder.build_training_model(config)
     train, _ = shapes_datasets
-    batch = DataGenerator(train, config, shuffle=False, seed=0).batch(0)
+    batch = DataGenerator(train, config, shuffle=False, seed=0,
+                          random_rois=config.POST_NMS_ROIS_TRAINING).batch(0)
     inputs = {k: tf.constant(v) for k, v in batch.items()}
     names = builder.training_output_names(config)
     watched = {n: net.get_layer(n).trainable_weights[0]
@@ -375,14 +379,13 @@ def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
     loss = history.history["mrcnn_maskiou_loss"]
     assert len(loss) == 1 and np.isfinite(loss[0])
 
+    # Detection and export on the randomly initialised model: it has detections (two training
+    # steps teach the classifier background first, which can leave none).
     infer = modellib.MaskRCNN("inference", MaskScoringInferenceConfig(), str(tmp_path / "logs"))
-    report = infer.load_weights(model.find_last(), by_name=True, verbose=0)
-    for name in ("mrcnn_maskiou_conv1", "mrcnn_maskiou_fc2", "mrcnn_maskiou"):
-        assert name in report["loaded"]
-        for a, b in zip(infer.keras_model.get_layer(name).get_weights(),
-                        model.keras_model.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(a, b)
-
+    # Predicted MaskIoU about 0.5 (+- a little per class and detection): nonzero mask scores.
+    head = infer.keras_model.get_layer("mrcnn_maskiou")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 0.02, bias + 0.5])
     image = val.load_image(val.image_ids[0])
     r = infer.detect([image])[0]
     n = len(r["class_ids"])
@@ -393,6 +396,8 @@ def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
     valid = det[:, 4] > 0
     want = det[valid, 5] * np.clip(iou[valid, det[valid, 4].astype(int)], 0, 1)
     np.testing.assert_allclose(r["mask_scores"], want, rtol=1e-5, atol=1e-6)
+    assert np.all(r["mask_scores"] > 0.3 * r["scores"]) and np.all(r["mask_scores"] <
+                                                                   0.7 * r["scores"])
     np.testing.assert_allclose(r["scores"], det[valid, 5], rtol=1e-6)
 
     # SavedModel export serves mask_scores too (reloaded in a fresh process).
@@ -409,3 +414,13 @@ def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
     assert k == n
     np.testing.assert_allclose(got["mask_scores"][0, :k], r["mask_scores"], atol=1e-5)
     assert not np.any(got["mask_scores"][0, k:])
+
+    # The trained head loads by name from the h5 checkpoint into the inference model.
+    report = infer.load_weights(model.find_last(), by_name=True, verbose=0)
+    for name in ("mrcnn_maskiou_conv1", "mrcnn_maskiou_fc2", "mrcnn_maskiou"):
+        assert name in report["loaded"]
+        for a, b in zip(infer.keras_model.get_layer(name).get_weights(),
+                        model.keras_model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    r = infer.detect([image])[0]
+    assert r["mask_scores"].shape == r["scores"].shape

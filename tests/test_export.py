@@ -51,14 +51,9 @@ print("signatures", sorted(served.signatures))
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d"])
-def test_exported_model_reloads_and_matches_detect(tmp_path, backbone):
-    config = type("Export", (ExportConfig,), {"BACKBONE": backbone})()
-    model = modellib.MaskRCNN("inference", config, str(tmp_path / "logs"))
-    rng = np.random.default_rng(1)
-    image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
-    expected = model.detect([image])[0]
+def serve_in_fresh_process(model, image, tmp_path):
+    """Exports `model` as a SavedModel, reloads it in a fresh Python process (SERVE) and runs
+    its `serve` signature on one image. Returns (the process's stdout, its outputs as npz)."""
     export_dir = export_saved_model(model, str(tmp_path / "exported"))
     np.save(tmp_path / "images.npy", image[None])
     script = tmp_path / "serve.py"
@@ -67,8 +62,19 @@ def test_exported_model_reloads_and_matches_detect(tmp_path, backbone):
                           str(tmp_path / "out.npz")], capture_output=True, text=True,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert "serving_default" in out.stdout  # what TF Serving calls
-    got = np.load(tmp_path / "out.npz")
+    return out.stdout, np.load(tmp_path / "out.npz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d"])
+def test_exported_model_reloads_and_matches_detect(tmp_path, backbone):
+    config = type("Export", (ExportConfig,), {"BACKBONE": backbone})()
+    model = modellib.MaskRCNN("inference", config, str(tmp_path / "logs"))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    expected = model.detect([image])[0]
+    stdout, got = serve_in_fresh_process(model, image, tmp_path)
+    assert "serving_default" in stdout  # what TF Serving calls
     n = int(got["num_detections"][0])
     assert n == len(expected["class_ids"]) > 0
     np.testing.assert_array_equal(got["boxes"][0, :n], expected["rois"])

@@ -2,9 +2,6 @@
 against NumPy, segm evaluation ranked by mask scores against pycocotools, and (slow) the model
 training, detecting, loading weights by name and exporting with the head."""
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -369,8 +366,7 @@ def test_maskiou_gradient_stops_at_the_mask_head(shapes_datasets):
 @pytest.mark.slow
 def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
     from mrcnn import model as modellib
-    from mrcnn.export import export_saved_model
-    from tests.test_export import SERVE
+    from tests.test_export import serve_in_fresh_process
 
     train, val = shapes_datasets
     model = modellib.MaskRCNN("training", MaskScoringConfig(), str(tmp_path / "logs"))
@@ -401,15 +397,7 @@ def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
     np.testing.assert_allclose(r["scores"], det[valid, 5], rtol=1e-6)
 
     # SavedModel export serves mask_scores too (reloaded in a fresh process).
-    export_dir = export_saved_model(infer, str(tmp_path / "exported"))
-    np.save(tmp_path / "images.npy", image[None])
-    script = tmp_path / "serve.py"
-    script.write_text(SERVE)
-    out = subprocess.run([sys.executable, str(script), export_dir, str(tmp_path / "images.npy"),
-                          str(tmp_path / "out.npz")], capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
-    assert out.returncode == 0, out.stderr[-4000:]
-    got = np.load(tmp_path / "out.npz")
+    _, got = serve_in_fresh_process(infer, image, tmp_path)
     k = int(got["num_detections"][0])
     assert k == n
     np.testing.assert_allclose(got["mask_scores"][0, :k], r["mask_scores"], atol=1e-5)

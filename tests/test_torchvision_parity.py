@@ -9,9 +9,6 @@ preprocessed 480x640 image (torchvision's transform: resize to 800x1066, normali
 """
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +25,7 @@ from mrcnn.torchvision_weights import (
     load_torchvision_weights,
     read_state_dict,
 )
+from tests.helpers import torchvision_reference
 
 # Not importorskip: torchvision must not be imported in this (TensorFlow) process, see
 # tests/torchvision_reference.py.
@@ -38,14 +36,12 @@ pytestmark = pytest.mark.slow
 
 STAGE_LAYERS = ["res2c_out", "res3d_out", "res4f_out", "res5c_out",
                 "fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6"]
-REFERENCE_SCRIPT = Path(__file__).with_name("torchvision_reference.py")
 
 
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
     out = tmp_path_factory.mktemp("tv")
-    subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(out)], check=True, timeout=600)
-    ref = dict(np.load(out / "reference.npz"))
+    ref = torchvision_reference(out, "reference.npz")
     ref["stages"] = [ref.pop(f"stage{i}") for i in range(len(STAGE_LAYERS))]
     path = out / "maskrcnn_random.pth"
 
@@ -218,9 +214,7 @@ def test_truncated_state_dict_lists_missing_keys(parity):
 @pytest.fixture(scope="module")
 def keypoint_parity(tmp_path_factory):
     out = tmp_path_factory.mktemp("tvkp")
-    subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(out), "--keypoint"], check=True,
-                   timeout=900)
-    ref = dict(np.load(out / "keypoint_reference.npz"))
+    ref = torchvision_reference(out, "keypoint_reference.npz", "--keypoint", timeout=900)
     path = out / "keypointrcnn_random.pth"
     config = TorchvisionKeypointRCNNConfig()
     from mrcnn import model as modellib

@@ -8,9 +8,6 @@ after its state_dict went through our loader (MaskRCNN.load_imagenet_weights on 
 """
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,8 @@ import pytest
 from mrcnn.backbone import BACKBONES, RESNEXT_ARCHITECTURES, STAGE4_BLOCKS
 from mrcnn.backbone.resnext import resnext_model
 from tests.conftest import TinyConfig
+from tests.helpers import torchvision_reference
 
-REFERENCE_SCRIPT = Path(__file__).parents[1] / "torchvision_reference.py"
 STAGE_LAYERS = ["res2c_out", "res3d_out", "res4f_out", "res5c_out"]
 # torchvision's documented totals (ResNeXt50_32X4D_Weights / ResNeXt101_32X8D_Weights
 # meta["num_params"]), fc head (2048 * 1000 + 1000) included.
@@ -84,9 +81,7 @@ def test_block_layout_is_torchvisions():
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("tv_resnext")
-    subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(out), "--resnext"], check=True,
-                   timeout=600)
-    ref = dict(np.load(out / "resnext_reference.npz"))
+    ref = torchvision_reference(out, "resnext_reference.npz", "--resnext")
     ref["path"] = out / "resnext50_32x4d_random.pth"
     return ref
 

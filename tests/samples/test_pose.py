@@ -57,14 +57,15 @@ def test_left_and_right_are_told_apart_by_geometry():
         assert KEYPOINT_NAMES[left].replace("left", "right") == KEYPOINT_NAMES[right]
 
 
-# A CI-sized run of samples/pose/train.py: 300 steps of 4 images (about 5 minutes on a quiet
-# 2-core CI machine). Measured: keypoint AP 0.626, mask mAP@0.5 0.47 (seed 0, 2026-11-28, this
-# project's 2-core AMD EPYC). The threshold is half of that, so machines and library versions
-# have margin while a broken target, loss or decoding (keypoint AP near 0) fails.
-QUICK_ARGS = ["--epochs", "3", "--lr-drop-epochs", "1", "--steps-per-epoch", "100",
+# A CI-sized run of samples/pose/train.py: 200 steps of 4 images (about 3.5 minutes on the
+# 2-core CI machine). Measured: keypoint AP 0.395, mask mAP@0.5 0.16 (seed 0, 2026-11-28, this
+# project's 2-core AMD EPYC; 300 steps gave 0.626 but took 5 minutes of the CI budget). The
+# threshold is half of that, so machines and library versions have margin while a broken
+# target, loss or decoding (keypoint AP near 0) fails.
+QUICK_ARGS = ["--epochs", "2", "--lr-drop-epochs", "1", "--steps-per-epoch", "100",
               "--train-images", "600", "--val-images", "20", "--seed", "0"]
-QUICK_STEPS = 300
-QUICK_THRESHOLD = 0.3
+QUICK_STEPS = 200
+QUICK_THRESHOLD = 0.2
 
 
 @pytest.mark.slow

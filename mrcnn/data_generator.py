@@ -56,13 +56,15 @@ def _checked_mask(dataset, image_id, image_shape):
 
 def _checked_keypoints(dataset, config, image_id, instances):
     """dataset.load_keypoints(image_id) as float32 [instances, NUM_KEYPOINTS, 3], checked."""
+    missing = (f"Config.NUM_KEYPOINTS = {config.NUM_KEYPOINTS} but {type(dataset).__name__} "
+               "has no load_keypoints(image_id)")
+    load = getattr(dataset, "load_keypoints", None)
+    if load is None:  # not a utils.Dataset
+        raise ValueError(missing)
     try:
-        keypoints = np.asarray(dataset.load_keypoints(image_id), dtype=np.float32)
-    except (AttributeError, NotImplementedError) as e:
-        if hasattr(dataset, "load_keypoints") and isinstance(e, AttributeError):
-            raise
-        raise ValueError(f"Config.NUM_KEYPOINTS = {config.NUM_KEYPOINTS} but "
-                         f"{type(dataset).__name__} has no load_keypoints(image_id): {e}") from e
+        keypoints = np.asarray(load(image_id), dtype=np.float32)
+    except NotImplementedError as e:  # utils.Dataset's default: no keypoints
+        raise ValueError(f"{missing}: {e}") from e
     want = (instances, config.NUM_KEYPOINTS, 3)
     if keypoints.size == 0 and instances == 0:
         return np.zeros(want, np.float32)

@@ -76,9 +76,10 @@ def ann_to_mask(ann, height, width, context=""):
     return mask_utils.decode(ann_to_rle(ann, height, width, context))
 
 
-def _instances(dataset, image_id, source=None):
+def _instances(dataset, image_id, source=None, decode=True):
     """(height, width, [(annotation, bool mask, class id), ...]) of the annotations that
-    instance_masks keeps, in file order (instance_keypoints follows the same order)."""
+    instance_masks keeps, in file order (instance_keypoints follows the same order).
+    decode=False only selects them (by the RLE's area, without decoding it): masks are None."""
     info = dataset.image_info[image_id]
     source = source or info["source"]
     height, width = info.get("height"), info.get("width")
@@ -92,6 +93,12 @@ def _instances(dataset, image_id, source=None):
             raise ValueError(f"{_where(ann, context)}: category {ann['category_id']!r} is not "
                              f"a class of source {source!r} (did you call prepare()?)")
         class_id = dataset.map_source_class_id(key)
+        if not decode:
+            from pycocotools import mask as mask_utils
+
+            if mask_utils.area(ann_to_rle(ann, height, width, context)) >= 1:
+                kept.append((ann, None, -class_id if ann.get("iscrowd") else class_id))
+            continue
         m = ann_to_mask(ann, height, width, context)
         if m.max() < 1:
             continue
@@ -132,7 +139,7 @@ def instance_keypoints(dataset, image_id, num_keypoints, source=None):
     3 * num_keypoints raises ValueError naming the annotation and image.
     Returns float32 [N, num_keypoints, (x, y, v)] in pixels.
     """
-    _, _, kept = _instances(dataset, image_id, source)
+    _, _, kept = _instances(dataset, image_id, source, decode=False)
     out = np.zeros((len(kept), num_keypoints, 3), np.float32)
     context = f", file {dataset.image_info[image_id].get('path')}"
     for i, (ann, _, _) in enumerate(kept):

@@ -2,7 +2,7 @@
 
 Trains the tiny config with the mini backbone on 8 shapes images, global batch 2 (one process
 with batch 2, or IMAGES_PER_GPU = 1 on each of 2 workers), and writes each step's logged
-losses and the final weights to --out (X.npz; worker i > 0 writes X.worker<i>.npz).
+losses, the initial and the final weights to --out (X.npz; worker i > 0 writes X.worker<i>.npz).
 
     python tests/distributed_train.py --strategy default --logs L --out single.npz
     python -m mrcnn.distributed launch --workers 2 -- tests/distributed_train.py \\
@@ -61,6 +61,7 @@ def main(argv=None):
     model = modellib.MaskRCNN("training", config, args.logs, strategy=strategy)
     if args.weights == "last":
         model.load_weights(model.find_last(), by_name=True, verbose=0)
+    initial = model.keras_model.get_weights()
     losses = []
 
     class Record(keras.callbacks.Callback):
@@ -78,7 +79,8 @@ def main(argv=None):
     if args.out:
         out = args.out[:-len(".npz")] + f".worker{index}.npz" if index else args.out
         np.savez(out, losses=np.array(losses),
-                 **{f"w{i}": w for i, w in enumerate(model.keras_model.get_weights())})
+                 **{f"w{i}": w for i, w in enumerate(model.keras_model.get_weights())},
+                 **{f"i{i}": w for i, w in enumerate(initial)})
     print(f"worker {index} of {workers} done, epoch {model.epoch}, log dir {model.log_dir}",
           flush=True)
 

@@ -74,15 +74,28 @@ def test_two_workers_equal_one_process(runs):
     # 3 steps x (loss, the five losses, nonfinite_steps)
     assert chief["losses"].shape == single["losses"].shape == (3, 7)
     # Logged losses of each of the 3 steps (running means over the epoch, as Keras logs them).
-    np.testing.assert_allclose(chief["losses"], single["losses"], rtol=1e-5)
+    np.testing.assert_allclose(chief["losses"], single["losses"], rtol=5e-5)
     names = [k for k in single.files if k.startswith("w")]
     assert len(names) > 100
+    updated = 0
     for k in names:
-        # The workers hold identical (mirrored) weights.
+        # The workers hold identical (mirrored) weights, and all runs start from the same ones.
         np.testing.assert_array_equal(other[k], chief[k], err_msg=k)
-        w, w1 = single[k], chief[k]
-        scale = max(float(np.abs(w).max()), 1e-6)
-        np.testing.assert_allclose(w1 / scale, w / scale, rtol=0, atol=1e-5, err_msg=k)
+        start = single["i" + k[1:]]
+        np.testing.assert_array_equal(chief["i" + k[1:]], start, err_msg=k)
+        # The 3 steps' update of each weight is the single process's update, up to float
+        # summation order (the all-reduce adds two half-batch gradients; oneDNN's kernels
+        # differ per batch size and CPU): measured 1e-6 of the update here, 1e-3 on the
+        # CI machine. A gradient summed instead of averaged, or one worker's gradient
+        # alone, is off by about the update itself.
+        step, step1 = single[k] - start, chief[k] - start
+        size = float(np.abs(step).max())
+        if size == 0:  # frozen (BatchNorm) weights stay put in both runs
+            np.testing.assert_array_equal(step1, 0, err_msg=k)
+            continue
+        updated += 1
+        np.testing.assert_allclose(step1 / size, step / size, rtol=0, atol=1e-2, err_msg=k)
+    assert updated > 50
     assert "worker 0 of 2 done" in log and "worker 1 of 2 done" in log
 
 

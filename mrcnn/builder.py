@@ -213,7 +213,7 @@ def build_inference_model(config):
     if config.USE_MASK_HEAD:
         mrcnn_mask, mask_features = build_fpn_mask_graph(
             detection_boxes, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-            config.NUM_CLASSES, return_features=True, **kw)
+            config.NUM_CLASSES, return_features=True, channels=config.MASK_HEAD_CHANNELS, **kw)
     else:
         mrcnn_mask = ZeroMasks(config.MASK_SHAPE, config.NUM_CLASSES, name="mrcnn_mask")(
             detection_boxes)
@@ -293,7 +293,7 @@ def build_training_model(config):
     if config.USE_MASK_HEAD:
         named["mrcnn_mask"], mask_features = build_fpn_mask_graph(
             rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-            config.NUM_CLASSES, return_features=True, **kw)
+            config.NUM_CLASSES, return_features=True, channels=config.MASK_HEAD_CHANNELS, **kw)
     if config.MASK_SCORING:
         # Each positive ROI's mask of its GT class is scored, against its IoU with the mask
         # target (MaskIoUTargetLayer); negatives have no target (their loss weight is 0).

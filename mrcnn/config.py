@@ -179,6 +179,8 @@ class Config:
     BN_EPSILON = 1e-3
     # Channels of the RPN's shared 3x3 conv (matterport 512, torchvision 256).
     RPN_CONV_CHANNELS = 512
+    # Channels of the mask head's four 3x3 convs and its deconv (matterport and the paper 256).
+    MASK_HEAD_CHANNELS = 256
     # "matterport": anchor sizes as computed, centres at i * BACKBONE_STRIDES[level].
     # "torchvision": half-sides rounded to integers, centres at i * (image_size // grid_size)
     # per axis (AnchorGenerator; P6 of an 800-px image then has stride 61, not 64).
@@ -376,10 +378,10 @@ class Config:
                 fail(attr, "must be True or False")
         if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:
             fail("BN_EPSILON", "must be a number > 0")
-        if isinstance(self.RPN_CONV_CHANNELS, bool) or \
-                not isinstance(self.RPN_CONV_CHANNELS, (int, np.integer)) or \
-                self.RPN_CONV_CHANNELS < 1:
-            fail("RPN_CONV_CHANNELS", "must be a positive integer")
+        for attr in ("RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                fail(attr, "must be a positive integer")
         choices = {"RPN_ANCHOR_LAYOUT": ("matterport", "torchvision"),
                    "BOX_DECODE_FRAME": ("normalized", "pixels"),
                    "ROI_LEVEL_MAPPER": ("matterport", "torchvision")}

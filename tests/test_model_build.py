@@ -21,6 +21,19 @@ def test_parameter_count_equals_matterports(backbone, params, weighted, tmp_path
     assert len(layers_with_weights(model.keras_model)) == weighted
 
 
+def test_mask_head_channels_set_the_mask_head_width(tmp_path):
+    def mask_head_params(c, fpn=256, classes=81):
+        """Hand count: conv1 3x3 fpn->c, conv2..4 3x3 c->c, 4 BatchNorms (4 c each),
+        deconv 2x2 c->c, mrcnn_mask 1x1 c->classes; kernels plus biases."""
+        return (9 * fpn * c + c) + 3 * (9 * c * c + c) + 4 * 4 * c + (4 * c * c + c) \
+            + (c * classes + classes)
+
+    config = type("C", (Coco,), {"BACKBONE": "resnet50", "MASK_HEAD_CHANNELS": 128})()
+    km = modellib.MaskRCNN("inference", config, str(tmp_path)).keras_model
+    assert km.get_layer("mrcnn_mask_conv2").get_weights()[0].shape == (3, 3, 128, 128)
+    assert km.count_params() == 45_088_120 - mask_head_params(256) + mask_head_params(128)
+
+
 def test_layer_names_are_matterports(tmp_path, tiny_config):
     km = modellib.MaskRCNN("training", tiny_config, str(tmp_path)).keras_model
     names = {layer.name for layer in km.layers}

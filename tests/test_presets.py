@@ -27,6 +27,7 @@ def test_defaults_are_matterports():
                                                                             "matterport", True)
     assert (c.DETECTION_PER_CLASS, c.BBOX_DELTA_CLAMP, c.STD_PIXEL) == (False, None, None)
     assert c.RPN_MIN_SIZE == c.DETECTION_MIN_SIZE == 0
+    assert c.MASK_HEAD_CHANNELS == 256
 
 
 def test_preset_validates_and_matches_torchvision_values():
@@ -42,6 +43,7 @@ def test_preset_validates_and_matches_torchvision_values():
 
 @pytest.mark.parametrize("attr, value", [
     ("RESNET_STRIDE_ON_3X3", "yes"), ("BN_EPSILON", 0), ("RPN_CONV_CHANNELS", 0),
+    ("MASK_HEAD_CHANNELS", 0), ("MASK_HEAD_CHANNELS", 64.0),
     ("RPN_ANCHOR_LAYOUT", "detectron"), ("BOX_DECODE_FRAME", "pixel"),
     ("ROI_LEVEL_MAPPER", "fpn"), ("RPN_MIN_SIZE", -1), ("BBOX_DELTA_CLAMP", 0),
     ("STD_PIXEL", [1, 2]), ("HEADS_BATCH_NORM", None), ("DETECTION_PER_CLASS", "yes"),

@@ -49,9 +49,10 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          roi_align_mode="paper", sampling_ratio=2, level_mapper="matterport",
-                         batch_norm=True, return_features=False):
+                         batch_norm=True, return_features=False, channels=256):
     """Mask head: per-class sigmoid masks of size 2 * pool_size.
 
+    channels: width of the four 3x3 convs and the deconv (Config.MASK_HEAD_CHANNELS).
     batch_norm: False leaves out mrcnn_mask_bn1..4 (torchvision's MaskRCNNHeads).
     Returns [batch, N, 2 * pool_size, 2 * pool_size, num_classes] probabilities; with
     return_features also the RoI features [batch, N, pool_size, pool_size, channels] (the
@@ -61,10 +62,11 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
                                    sampling_ratio=sampling_ratio, level_mapper=level_mapper,
                                    name="roi_align_mask")(rois, image_meta, feature_maps)
     for i in range(1, 5):
-        x = TimeDistributed(KL.Conv2D(256, (3, 3), padding="same"), name=f"mrcnn_mask_conv{i}")(x)
+        x = TimeDistributed(KL.Conv2D(channels, (3, 3), padding="same"),
+                            name=f"mrcnn_mask_conv{i}")(x)
         x = _maybe_bn(x, f"mrcnn_mask_bn{i}", train_bn, batch_norm)
         x = KL.Activation("relu")(x)
-    x = TimeDistributed(KL.Conv2DTranspose(256, (2, 2), strides=2, activation="relu"),
+    x = TimeDistributed(KL.Conv2DTranspose(channels, (2, 2), strides=2, activation="relu"),
                         name="mrcnn_mask_deconv")(x)
     # Output layers compute in float32 under mixed precision (Config.MIXED_PRECISION).
     x = TimeDistributed(KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid",

@@ -28,8 +28,11 @@ class ShapesTrainConfig(ShapesConfig):
     """ShapesConfig sized for training from scratch on a CPU in minutes."""
 
     BACKBONE = "resnet50"
-    TOP_DOWN_PYRAMID_SIZE = 128  # half-width FPN, RPN input and heads: cheaper steps
+    # Half of matterport's widths (FPN, RPN conv, box and mask heads): cheaper steps.
+    TOP_DOWN_PYRAMID_SIZE = 128
+    RPN_CONV_CHANNELS = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 512
+    MASK_HEAD_CHANNELS = 128
     IMAGES_PER_GPU = 4
     TRAIN_BN = True  # from scratch, BatchNorm must learn (batches of 4 images)
     LEARNING_RATE = 0.01
@@ -98,8 +101,8 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=30,
-                                  lr_drop_epochs=8)
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=16,
+                                  lr_drop_epochs=4)
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "resnet50/resnet101: the full model")

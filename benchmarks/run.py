@@ -5,6 +5,7 @@
     python benchmarks/run.py --only inference --backbones resnet50 --sizes 1024 --batches 1
     python benchmarks/run.py --only training --train-backbones resnet50 resnext50_32x4d \
         --train-shape 256 1 --no-torchvision      # ResNeXt-50 vs ResNet-50 training step
+    python benchmarks/run.py --xla ...           # every mrcnn case also with Config.XLA = True
 
 Each case runs in its own process (so peak resident memory is per case) with the given
 thread count; figures are the median of --runs timed runs after --warmup untimed ones.
@@ -57,12 +58,13 @@ def _config(backbone, size, batch, **extra):
     return type("BenchConfig", (Config,), attrs)()
 
 
-def case_inference(backbone, size, batch, warmup, runs):
+def case_inference(backbone, size, batch, warmup, runs, xla=False):
     import numpy as np
 
     from mrcnn import model as modellib
 
-    model = modellib.MaskRCNN("inference", _config(backbone, size, batch), "/tmp/mrcnn-bench")
+    model = modellib.MaskRCNN("inference", _config(backbone, size, batch, XLA=xla),
+                              "/tmp/mrcnn-bench")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(batch)]
     seconds = _timed(lambda: model.detect(images), warmup, runs)
@@ -70,13 +72,13 @@ def case_inference(backbone, size, batch, warmup, runs):
             "tracing_count": model._predict_fn.experimental_get_tracing_count()}
 
 
-def case_training(backbone, size, batch, layers, warmup, runs):
+def case_training(backbone, size, batch, layers, warmup, runs, xla=False):
 
     from mrcnn import model as modellib
     from mrcnn.data_generator import DataGenerator
     from samples.shapes.shapes import ShapesDataset
 
-    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1)
+    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1, XLA=xla)
     dataset = ShapesDataset()
     dataset.load_shapes(16, size, size, seed=0)
     dataset.prepare()
@@ -88,7 +90,7 @@ def case_training(backbone, size, batch, layers, warmup, runs):
     load = _timed(lambda: gen[0], 1, runs)
     import tensorflow as tf
 
-    step = tf.function(trainer.train_step, reduce_retracing=True)
+    step = tf.function(trainer.train_step, reduce_retracing=True, jit_compile=xla)
     it = iter(batches)
     seconds = _timed(lambda: step((next(it),)), warmup, runs)
     return {"seconds_per_step": seconds, "loader_seconds_per_batch": load,
@@ -197,14 +199,15 @@ def _ratios(results):
     for r in results:
         if r.get("backbone") != "resnet50":
             continue
+        xla = " XLA" if r.get("xla") else ""
         if r["kind"] == "inference" and ("torchvision", r["size"], r["batch"]) in theirs:
             other = theirs["torchvision", r["size"], r["batch"]]["seconds_per_image"]
-            lines.append(f"inference {r['size']}px batch {r['batch']}: "
+            lines.append(f"inference{xla} {r['size']}px batch {r['batch']}: "
                          f"{r['seconds_per_image'] / other:.2f}")
         key = ("torchvision_training", r["size"], r["batch"])
         if r["kind"] == "training" and r["layers"] == "all" and key in theirs:
             other = theirs[key]["seconds_per_step"]
-            lines.append(f"training {r['size']}px batch {r['batch']} (all layers): "
+            lines.append(f"training{xla} {r['size']}px batch {r['batch']} (all layers): "
                          f"{r['seconds_per_step'] / other:.2f}")
     return lines
 
@@ -212,10 +215,12 @@ def _ratios(results):
 def _row(r):
     if r["kind"] in ("inference", "torchvision"):
         who = "torchvision" if r["kind"] == "torchvision" else r["backbone"]
+        who += " XLA" if r.get("xla") else ""
         what = f"inference {who} {r['size']}px batch {r['batch']}"
         figure = f"{r['seconds_per_image']:.3f} s/image ({r['images_per_second']:.2f} images/s)"
     else:
         who = "torchvision" if r["kind"] == "torchvision_training" else r["backbone"]
+        who += " XLA" if r.get("xla") else ""
         layers = r.get("layers", "all")
         what = f"training {who} {r['size']}px batch {r['batch']} layers={layers}"
         figure = f"{r['seconds_per_step']:.3f} s/step"
@@ -243,6 +248,8 @@ def main(argv=None):
                    help="skip the torchvision cases")
     p.add_argument("--torch-python", default=sys.executable,
                    help="Python interpreter that has torch and torchvision (another venv)")
+    p.add_argument("--xla", action="store_true",
+                   help="run every mrcnn case also with Config.XLA = True (jit_compile)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -277,6 +284,8 @@ def main(argv=None):
                                   "batch": batch, "layers": layers})
             if problem is None:
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
+    if args.xla:
+        cases += [dict(c, xla=True) for c in cases if c["kind"] not in TORCH_CASES]
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, median of {args.runs} runs "
           f"after {args.warmup} warm-up")
     results = []

@@ -73,7 +73,8 @@ def _keypoint_head(config, rois, feature_maps, image_meta):
         rois, feature_maps, image_meta, config.NUM_KEYPOINTS,
         pool_size=config.KEYPOINT_POOL_SIZE, conv_channels=config.KEYPOINT_HEAD_CONV_CHANNELS,
         num_convs=config.KEYPOINT_HEAD_CONVS, roi_align_mode=config.ROI_ALIGN_MODE,
-        sampling_ratio=config.ROI_ALIGN_SAMPLING_RATIO, level_mapper=config.ROI_LEVEL_MAPPER)
+        sampling_ratio=config.ROI_ALIGN_SAMPLING_RATIO, level_mapper=config.ROI_LEVEL_MAPPER,
+        sampler=roi_sampler(config))
 
 
 def _maskiou_head(config, roi_features, masks, class_ids):
@@ -146,7 +147,14 @@ def _backbone_rpn(config, input_image):
 def _heads_kwargs(config):
     return {"train_bn": train_bn_flag(config), "roi_align_mode": config.ROI_ALIGN_MODE,
             "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO,
-            "level_mapper": config.ROI_LEVEL_MAPPER, "batch_norm": config.HEADS_BATCH_NORM}
+            "level_mapper": config.ROI_LEVEL_MAPPER, "batch_norm": config.HEADS_BATCH_NORM,
+            "sampler": roi_sampler(config)}
+
+
+def roi_sampler(config):
+    """PyramidROIAlign's and DetectionTargetLayer's sampler: "gather" when Config.XLA (TF has
+    no XLA kernel for CropAndResize), else tf.image.crop_and_resize."""
+    return "gather" if config.XLA else "crop_and_resize"
 
 
 def _proposal_layer(config, proposal_count):
@@ -275,7 +283,8 @@ def build_training_model(config):
         roi_positive_ratio=config.ROI_POSITIVE_RATIO, bbox_std_dev=config.BBOX_STD_DEV,
         mask_shape=config.MASK_SHAPE, use_mini_mask=config.USE_MINI_MASK,
         positive_iou=config.ROI_POSITIVE_IOU, crowd_iou=config.CROWD_IOU_THRESHOLD,
-        name="proposal_targets")(target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
+        sampler=roi_sampler(config), name="proposal_targets")(
+        target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
     kw = _heads_kwargs(config)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,

@@ -155,6 +155,10 @@ class Config:
     # the low precision with float32 weights; box geometry, NMS, RoIAlign sampling, the output
     # softmax/sigmoid layers and every loss stay float32.
     MIXED_PRECISION = None
+    # True: the train/test step and detect() are compiled by XLA (jit_compile=True), and RoI
+    # crops use gathers (TF has no XLA kernel for CropAndResize; same values, ops/crop.py).
+    # False (default): measured faster on CPUs (README, Speed); try True on GPUs.
+    XLA = False
     # Resumable training (README "When training stops"). Besides the per-epoch checkpoints,
     # train() keeps <log_dir>/resume_<name>.h5 with the weights, optimizer state and data
     # position, written at each epoch end and, when this is a positive integer, every
@@ -373,7 +377,7 @@ class Config:
 
     def _validate_architecture_switches(self, fail):
         for attr in ("RESNET_STRIDE_ON_3X3", "RESNET_SYMMETRIC_PADDING", "RPN_NMS_PER_LEVEL",
-                     "HEADS_BATCH_NORM", "DETECTION_PER_CLASS"):
+                     "HEADS_BATCH_NORM", "DETECTION_PER_CLASS", "XLA"):
             if getattr(self, attr) not in (True, False):
                 fail(attr, "must be True or False")
         if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:

@@ -251,7 +251,7 @@ class MaskRCNN:
                 self.keras_model, self.config.LOSS_WEIGHTS, self.config.WEIGHT_DECAY,
                 output_names=builder.training_output_names(self.config),
                 batch_size=self.config.BATCH_SIZE)
-            self.trainer.compile(optimizer=optimizer, jit_compile=False)
+            self.trainer.compile(optimizer=optimizer, jit_compile=bool(self.config.XLA))
         return self.trainer
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
@@ -404,7 +404,7 @@ class MaskRCNN:
         if not hasattr(self, "_predict_fn"):
             model = self.keras_model
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, jit_compile=bool(self.config.XLA))
             def predict_fn(images, metas, anchors):
                 return model([images, metas, anchors], training=False)
 

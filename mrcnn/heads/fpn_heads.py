@@ -16,18 +16,20 @@ def _maybe_bn(x, name, train_bn, batch_norm):
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          fc_layers_size=1024, roi_align_mode="paper", sampling_ratio=2,
-                         level_mapper="matterport", batch_norm=True):
+                         level_mapper="matterport", batch_norm=True,
+                         sampler="crop_and_resize"):
     """Classifier and box regressor on pooled ROI features.
 
     rois: [batch, N, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
-    roi_align_mode, sampling_ratio, level_mapper: see PyramidROIAlign. batch_norm: False
-    leaves out mrcnn_class_bn1/bn2 (Config.HEADS_BATCH_NORM; torchvision's TwoMLPHead).
+    roi_align_mode, sampling_ratio, level_mapper, sampler: see PyramidROIAlign. batch_norm:
+    False leaves out mrcnn_class_bn1/bn2 (Config.HEADS_BATCH_NORM; torchvision's TwoMLPHead).
     Returns mrcnn_class_logits [batch, N, num_classes], mrcnn_probs [batch, N, num_classes],
     mrcnn_bbox [batch, N, num_classes, (dy, dx, log(dh), log(dw))].
     """
     x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
                         sampling_ratio=sampling_ratio, level_mapper=level_mapper,
-                        name="roi_align_classifier")(rois, image_meta, feature_maps)
+                        sampler=sampler, name="roi_align_classifier")(
+        rois, image_meta, feature_maps)
     # Two 1024-wide "FC" layers, as convolutions (a kernel over the whole pooled map is an FC
     # layer on the features flattened in (y, x, channel) order).
     x = TimeDistributed(KL.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
@@ -49,7 +51,8 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          roi_align_mode="paper", sampling_ratio=2, level_mapper="matterport",
-                         batch_norm=True, return_features=False, channels=256):
+                         batch_norm=True, return_features=False, channels=256,
+                         sampler="crop_and_resize"):
     """Mask head: per-class sigmoid masks of size 2 * pool_size.
 
     channels: width of the four 3x3 convs and the deconv (Config.MASK_HEAD_CHANNELS).
@@ -60,7 +63,8 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     """
     x = features = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
                                    sampling_ratio=sampling_ratio, level_mapper=level_mapper,
-                                   name="roi_align_mask")(rois, image_meta, feature_maps)
+                                   sampler=sampler, name="roi_align_mask")(
+        rois, image_meta, feature_maps)
     for i in range(1, 5):
         x = TimeDistributed(KL.Conv2D(channels, (3, 3), padding="same"),
                             name=f"mrcnn_mask_conv{i}")(x)

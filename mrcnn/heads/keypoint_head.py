@@ -11,7 +11,8 @@ __all__ = ["build_fpn_keypoint_graph"]
 
 def build_fpn_keypoint_graph(rois, feature_maps, image_meta, num_keypoints, pool_size=14,
                              conv_channels=512, num_convs=8, roi_align_mode="paper",
-                             sampling_ratio=2, level_mapper="matterport"):
+                             sampling_ratio=2, level_mapper="matterport",
+                             sampler="crop_and_resize"):
     """Keypoint heatmap logits on pooled ROI features.
 
     rois: [batch, N, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
@@ -23,7 +24,8 @@ def build_fpn_keypoint_graph(rois, feature_maps, image_meta, num_keypoints, pool
     """
     x = PyramidROIAlign((pool_size, pool_size), mode=roi_align_mode,
                         sampling_ratio=sampling_ratio, level_mapper=level_mapper,
-                        name="roi_align_keypoint")(rois, image_meta, feature_maps)
+                        sampler=sampler, name="roi_align_keypoint")(
+        rois, image_meta, feature_maps)
     # He (MSRA) initialisation, fan-out, as the paper's Detectron code.
     init = keras.initializers.VarianceScaling(2.0, mode="fan_out",
                                               distribution="untruncated_normal")

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.boxes import box_refinement_graph, overlaps_graph
+from mrcnn.ops.crop import SAMPLERS, crop_and_resize
 
 __all__ = ["DetectionTargetLayer", "detection_targets_graph"]
 
@@ -18,7 +19,8 @@ def _safe_boxes(boxes, use):
 
 def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_keys,
                             train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
-                            use_mini_mask, positive_iou=0.5, crowd_iou=0.001):
+                            use_mini_mask, positive_iou=0.5, crowd_iou=0.001,
+                            sampler="crop_and_resize"):
     """Batched detection targets (vectorized over the batch; see DetectionTargetLayer).
 
     proposals: [batch, P, (y1, x1, y2, x2)] normalized, zero-padded.
@@ -26,6 +28,7 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_
     gt_boxes: [batch, G, (y1, x1, y2, x2)] normalized.
     gt_masks: [batch, height, width, G] (mini masks [batch, mh, mw, G] when use_mini_mask).
     random_keys: [batch, P] uniform [0, 1) values that order the random sampling.
+    sampler: how mask targets are cropped (ops.crop.crop_and_resize; "gather" for XLA).
 
     Sampling: positives are proposals with IoU >= positive_iou to a non-crowd GT box, at most
     int(train_rois_per_image * roi_positive_ratio) of them; the remaining slots are filled with
@@ -108,8 +111,8 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_
         gw = gx2 - gx1
         crop_boxes = tf.stack([(y1 - gy1) / gh, (x1 - gx1) / gw,
                                (y2 - gy1) / gh, (x2 - gx1) / gw], axis=-1)
-    target_masks = tf.image.crop_and_resize(masks, tf.reshape(crop_boxes, [-1, 4]), box_ind,
-                                            tuple(mask_shape))
+    target_masks = crop_and_resize(masks, tf.reshape(crop_boxes, [-1, 4]), box_ind,
+                                   tuple(mask_shape), sampler)
     target_masks = tf.round(tf.reshape(target_masks, tf.stack([batch, t, mask_shape[0],
                                                                mask_shape[1]])))
     target_masks = target_masks * tf.cast(is_pos, tf.float32)[..., None, None]
@@ -129,6 +132,8 @@ class DetectionTargetLayer(Float32Layer):
         use_mini_mask: bool (USE_MINI_MASK): gt_masks are mini masks inside their boxes.
         positive_iou: float (ROI_POSITIVE_IOU). crowd_iou: float (CROWD_IOU_THRESHOLD).
         seed: optional int for the random ROI sampling.
+        sampler: "crop_and_resize" (default) or "gather" (XLA-compilable mask-target crops,
+            Config.XLA); see ops.crop.
 
     Call arguments:
         proposals: [batch, P, (y1, x1, y2, x2)] normalized, zero-padded.
@@ -142,7 +147,8 @@ class DetectionTargetLayer(Float32Layer):
     """
 
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
-                 use_mini_mask, positive_iou=0.5, crowd_iou=0.001, seed=None, **kwargs):
+                 use_mini_mask, positive_iou=0.5, crowd_iou=0.001, seed=None,
+                 sampler="crop_and_resize", **kwargs):
         super().__init__(**kwargs)
         self.train_rois_per_image = int(train_rois_per_image)
         self.roi_positive_ratio = float(roi_positive_ratio)
@@ -152,6 +158,9 @@ class DetectionTargetLayer(Float32Layer):
         self.positive_iou = float(positive_iou)
         self.crowd_iou = float(crowd_iou)
         self.seed = seed
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.sampler = sampler
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, proposals, gt_class_ids, gt_boxes, gt_masks):
@@ -159,7 +168,7 @@ class DetectionTargetLayer(Float32Layer):
         return detection_targets_graph(
             proposals, gt_class_ids, gt_boxes, gt_masks, keys, self.train_rois_per_image,
             self.roi_positive_ratio, self.bbox_std_dev, self.mask_shape, self.use_mini_mask,
-            self.positive_iou, self.crowd_iou)
+            self.positive_iou, self.crowd_iou, self.sampler)
 
     def compute_output_spec(self, proposals, gt_class_ids, gt_boxes, gt_masks):
         b, t = proposals.shape[0], self.train_rois_per_image
@@ -174,5 +183,6 @@ class DetectionTargetLayer(Float32Layer):
             "train_rois_per_image": self.train_rois_per_image,
             "roi_positive_ratio": self.roi_positive_ratio, "bbox_std_dev": self.bbox_std_dev,
             "mask_shape": self.mask_shape, "use_mini_mask": self.use_mini_mask,
-            "positive_iou": self.positive_iou, "crowd_iou": self.crowd_iou, "seed": self.seed})
+            "positive_iou": self.positive_iou, "crowd_iou": self.crowd_iou, "seed": self.seed,
+            "sampler": self.sampler})
         return config

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn.layers.graph_utils import Float32Layer, normalized_to_pixels_graph
+from mrcnn.ops.crop import SAMPLERS, multilevel_crop_and_resize
 from mrcnn.ops.image_meta import parse_image_meta_graph
 
 __all__ = ["PyramidROIAlign", "roi_levels_graph", "roi_levels_torchvision_graph",
@@ -57,20 +58,47 @@ def roi_align_torchvision_graph(feature_map, pixel_boxes, box_indices, pool_shap
     ph, pw = pool_shape
     r = int(sampling_ratio)
     ch, cw = ph * r, pw * r
-    padded = tf.concat([feature_map, feature_map[:, -1:]], axis=1)
-    padded = tf.concat([padded, padded[:, :, -1:]], axis=2)
     fh = tf.cast(tf.shape(feature_map)[1], tf.float32)
     fw = tf.cast(tf.shape(feature_map)[2], tf.float32)
-    boxes = pixel_boxes / float(stride)
+    inner = _torchvision_sample_boxes(pixel_boxes, float(stride), fh, fw, ch, cw)
+    samples = tf.image.crop_and_resize(_pad_edge(feature_map), inner, box_indices, (ch, cw),
+                                       method="bilinear")
+    return _average_bins(samples, r)
+
+
+def _pad_edge(feature_map):
+    """The map with its last row and column repeated once (torchvision's edge samples)."""
+    padded = tf.concat([feature_map, feature_map[:, -1:]], axis=1)
+    return tf.concat([padded, padded[:, :, -1:]], axis=2)
+
+
+def _torchvision_sample_boxes(pixel_boxes, stride, fh, fw, ch, cw):
+    """The crop_and_resize boxes (on the edge-padded map) whose ch x cw samples are
+    torchvision's sub-bin centres. stride, fh, fw (the unpadded map's size): scalars or [K]."""
+    boxes = pixel_boxes / stride if isinstance(stride, float) else pixel_boxes / stride[:, None]
     y1, x1 = boxes[:, 0], boxes[:, 1]
     roi_h = tf.maximum(boxes[:, 2] - y1, 1.0)
     roi_w = tf.maximum(boxes[:, 3] - x1, 1.0)
     dy = roi_h / (2.0 * ch)
     dx = roi_w / (2.0 * cw)
     # crop_and_resize on the padded map ((fh + 1) rows) puts normalized y at y * fh cells.
-    inner = tf.stack([(y1 + dy) / fh, (x1 + dx) / fw, (y1 + roi_h - dy) / fh,
-                      (x1 + roi_w - dx) / fw], axis=-1)
-    samples = tf.image.crop_and_resize(padded, inner, box_indices, (ch, cw), method="bilinear")
+    return tf.stack([(y1 + dy) / fh, (x1 + dx) / fw, (y1 + roi_h - dy) / fh,
+                     (x1 + roi_w - dx) / fw], axis=-1)
+
+
+def _paper_sample_boxes(boxes, ch, cw):
+    """The crop_and_resize boxes whose ch x cw samples are the centres of a regular grid of
+    sub-bins of each box (crop_and_resize samples from edge to edge; moving each edge in by
+    half a sub-bin puts the samples at y1 + (k + 0.5) * (y2 - y1) / c)."""
+    # Slices, not tf.unstack: a level may get no boxes, and TFLite cannot unpack empty tensors.
+    y1, x1, y2, x2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    dy = (y2 - y1) / (2.0 * ch)
+    dx = (x2 - x1) / (2.0 * cw)
+    return tf.stack([y1 + dy, x1 + dx, y2 - dy, x2 - dx], axis=-1)
+
+
+def _average_bins(samples, r):
+    """Mean of each r x r block of samples: one value per bin."""
     if r == 1:
         return samples
     return tf.nn.avg_pool2d(samples, ksize=r, strides=r, padding="VALID")
@@ -95,18 +123,9 @@ def roi_align_level_graph(feature_map, boxes, box_indices, pool_shape, mode="pap
                                         method="bilinear")
     r = int(sampling_ratio)
     ch, cw = ph * r, pw * r
-    # Slices, not tf.unstack: a level may get no boxes, and TFLite cannot unpack empty tensors.
-    y1, x1, y2, x2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    dy = (y2 - y1) / (2.0 * ch)
-    dx = (x2 - x1) / (2.0 * cw)
-    # crop_and_resize samples c points from edge to edge; moving each edge in by half a
-    # sub-bin puts the samples at the sub-bin centres: y1 + (k + 0.5) * (y2 - y1) / c.
-    inner = tf.stack([y1 + dy, x1 + dx, y2 - dy, x2 - dx], axis=-1)
-    samples = tf.image.crop_and_resize(feature_map, inner, box_indices, (ch, cw),
-                                       method="bilinear")
-    if r == 1:
-        return samples
-    return tf.nn.avg_pool2d(samples, ksize=r, strides=r, padding="VALID")
+    samples = tf.image.crop_and_resize(feature_map, _paper_sample_boxes(boxes, ch, cw),
+                                       box_indices, (ch, cw), method="bilinear")
+    return _average_bins(samples, r)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -121,6 +140,9 @@ class PyramidROIAlign(Float32Layer):
             4 samples per bin).
         level_mapper: "matterport" (roi_levels_graph) or "torchvision"
             (roi_levels_torchvision_graph).
+        sampler: "crop_and_resize" (default: tf.image.crop_and_resize, per level) or "gather"
+            (ops.crop.multilevel_crop_and_resize: the same samples from one gather over all
+            levels, with static shapes; XLA compiles it, Config.XLA).
 
     Call arguments:
         boxes: [batch, num_boxes, (y1, x1, y2, x2)] normalized; zero rows are padding.
@@ -132,7 +154,7 @@ class PyramidROIAlign(Float32Layer):
     """
 
     def __init__(self, pool_shape, mode="paper", sampling_ratio=2, level_mapper="matterport",
-                 **kwargs):
+                 sampler="crop_and_resize", **kwargs):
         super().__init__(**kwargs)
         self.pool_shape = tuple(int(v) for v in pool_shape)
         if mode not in MODES:
@@ -140,9 +162,12 @@ class PyramidROIAlign(Float32Layer):
         if level_mapper not in LEVEL_MAPPERS:
             raise ValueError(f"level_mapper must be one of {LEVEL_MAPPERS}, got "
                              f"{level_mapper!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.mode = mode
         self.sampling_ratio = int(sampling_ratio)
         self.level_mapper = level_mapper
+        self.sampler = sampler
 
     def call(self, boxes, image_meta, feature_maps):
         boxes = tf.stop_gradient(tf.cast(boxes, tf.float32))
@@ -159,6 +184,11 @@ class PyramidROIAlign(Float32Layer):
         flat_boxes = tf.reshape(boxes, [-1, 4])
         flat_levels = tf.reshape(levels, [-1])
         flat_batch = tf.reshape(tf.tile(tf.range(batch)[:, None], [1, n]), [-1])
+        channels = feature_maps[0].shape[-1]
+        if self.sampler == "gather":
+            pooled = self._gather_pool(feature_maps, flat_boxes, flat_batch, flat_levels - 2)
+            return tf.reshape(pooled, [batch, n, self.pool_shape[0], self.pool_shape[1],
+                                       channels])
         pooled, order = [], []
         for i, feature_map in enumerate(feature_maps):
             ix = tf.cast(tf.where(tf.equal(flat_levels, i + 2))[:, 0], tf.int32)
@@ -176,8 +206,27 @@ class PyramidROIAlign(Float32Layer):
         order = tf.concat(order, axis=0)
         # Back to the input order of the boxes.
         pooled = tf.gather(pooled, tf.argsort(order))
-        channels = feature_maps[0].shape[-1]
         return tf.reshape(pooled, [batch, n, self.pool_shape[0], self.pool_shape[1], channels])
+
+    def _gather_pool(self, feature_maps, boxes, box_indices, levels):
+        """All boxes at once, each on its own level ([K] int32, 0 = P2); boxes [K, 4] as in
+        call (pixels in torchvision mode). Same samples as the per-level path."""
+        ph, pw = self.pool_shape
+        if self.mode == "matterport":
+            return multilevel_crop_and_resize(feature_maps, boxes, box_indices, levels, (ph, pw))
+        r = self.sampling_ratio
+        ch, cw = ph * r, pw * r
+        if self.mode == "torchvision":
+            sizes = tf.cast(tf.stack([tf.shape(m)[1:3] for m in feature_maps]), tf.float32)
+            size = tf.gather(sizes, levels)
+            stride = tf.gather(tf.constant([2.0 ** (i + 2) for i in range(len(feature_maps))]),
+                               levels)
+            crop = _torchvision_sample_boxes(boxes, stride, size[:, 0], size[:, 1], ch, cw)
+            feature_maps = [_pad_edge(m) for m in feature_maps]
+        else:
+            crop = _paper_sample_boxes(boxes, ch, cw)
+        samples = multilevel_crop_and_resize(feature_maps, crop, box_indices, levels, (ch, cw))
+        return _average_bins(samples, r)
 
     def compute_output_shape(self, boxes_shape, image_meta_shape, feature_maps_shape):
         return (boxes_shape[0], boxes_shape[1]) + self.pool_shape + (feature_maps_shape[0][-1],)
@@ -186,5 +235,5 @@ class PyramidROIAlign(Float32Layer):
         config = super().get_config()
         config.update({"pool_shape": list(self.pool_shape), "mode": self.mode,
                        "sampling_ratio": self.sampling_ratio,
-                       "level_mapper": self.level_mapper})
+                       "level_mapper": self.level_mapper, "sampler": self.sampler})
         return config

@@ -50,11 +50,13 @@ def _reference(proposals, gt_ids, gt_boxes, masks, t):
     return sorted(rows, key=lambda r: (r[0], r[1]))[:t]
 
 
-def test_matches_reference_without_subsampling():
+@pytest.mark.parametrize("sampler", ["crop_and_resize", "gather"])
+def test_matches_reference_without_subsampling(sampler):
     proposals, gt_ids, gt_boxes, masks = _case()
     t = 12
     layer = DetectionTargetLayer(train_rois_per_image=t, roi_positive_ratio=0.5,
-                                 bbox_std_dev=STD, mask_shape=(28, 28), use_mini_mask=False)
+                                 bbox_std_dev=STD, mask_shape=(28, 28), use_mini_mask=False,
+                                 sampler=sampler)
     rois, ids, deltas, tmasks = (np.asarray(x) for x in layer(proposals, gt_ids, gt_boxes,
                                                               masks))
     assert rois.shape == (2, t, 4) and ids.shape == (2, t) and tmasks.shape == (2, t, 28, 28)
@@ -96,6 +98,7 @@ def test_mini_mask_targets_are_full_inside_a_full_mini_mask():
 def test_config_round_trip():
     assert_config_round_trip(DetectionTargetLayer(200, 0.33, STD, (28, 28), True, 0.5, 0.001,
                                                   seed=1, name="proposal_targets"))
+    assert_config_round_trip(DetectionTargetLayer(8, 0.33, STD, (28, 28), True, sampler="gather"))
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -23,13 +23,14 @@ def _inputs(rng, batch=2, n=16, channels=3):
     return boxes, meta, maps
 
 
+@pytest.mark.parametrize("sampler", ["crop_and_resize", "gather"])
 @pytest.mark.parametrize("mode,ratio", [("paper", 2), ("paper", 1), ("paper", 3),
                                         ("matterport", 1)])
-def test_matches_numpy_definition(mode, ratio):
+def test_matches_numpy_definition(mode, ratio, sampler):
     rng = np.random.default_rng(0)
     boxes, meta, maps = _inputs(rng)
     pool = 7
-    layer = PyramidROIAlign((pool, pool), mode=mode, sampling_ratio=ratio)
+    layer = PyramidROIAlign((pool, pool), mode=mode, sampling_ratio=ratio, sampler=sampler)
     out = np.asarray(layer(boxes, meta, maps))
     assert out.shape == (2, 16, pool, pool, 3)
     levels_seen = set()
@@ -58,9 +59,28 @@ def test_hand_computed_single_bin():
     assert np.asarray(out).item() == pytest.approx(1.5)
 
 
+@pytest.mark.parametrize("mode,mapper", [("torchvision", "torchvision"), ("paper", "matterport")])
+def test_gather_sampler_equals_crop_and_resize_and_compiles_with_xla(mode, mapper):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    boxes, meta, maps = _inputs(rng, channels=4)
+    layers = {s: PyramidROIAlign((7, 7), mode=mode, level_mapper=mapper, sampler=s)
+              for s in ("crop_and_resize", "gather")}
+    ref = np.asarray(layers["crop_and_resize"](boxes, meta, maps))
+    # Sample coordinates are computed in another order (float32, maps up to 128 cells): as in
+    # test_matches_numpy_definition, up to ~3e-5 apart.
+    np.testing.assert_allclose(layers["gather"](boxes, meta, maps), ref, rtol=0, atol=1e-4)
+    compiled = tf.function(lambda b, m, f: layers["gather"](b, m, f), jit_compile=True)
+    np.testing.assert_allclose(compiled(boxes, meta, maps), ref, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="sampler"):
+        PyramidROIAlign((7, 7), sampler="nearest")
+
+
 def test_config_round_trip_and_symbolic_shape():
     layer = PyramidROIAlign((14, 14), mode="matterport", name="roi_align_mask")
     assert_config_round_trip(layer)
+    assert_config_round_trip(PyramidROIAlign((7, 7), sampler="gather"))
     boxes = keras.Input((None, 4))
     meta = keras.Input((16,))
     maps = [keras.Input((None, None, 8)) for _ in range(4)]

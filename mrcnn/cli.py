@@ -136,7 +136,8 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
                         "TF_CONFIG (python -m mrcnn.distributed launch ... starts them on one "
                         "machine). The config's global batch is split over the replicas; "
                         "only the chief writes checkpoints and results")
-    p.add_argument("--workers", type=int, default=2, help="data loader threads")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data loader threads (default: one per core but one, at most 4)")
     p.add_argument("--curve-every", type=int, default=1,
                    help="evaluate val mAP for the learning curve every N epochs (0: never)")
     p.add_argument("--mask-scoring", action="store_true",

@@ -101,8 +101,8 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=16,
-                                  lr_drop_epochs=4)
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=30,
+                                  lr_drop_epochs=8)
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "resnet50/resnet101: the full model")

@@ -6,6 +6,7 @@
     python benchmarks/run.py --only training --train-backbones resnet50 resnext50_32x4d \
         --train-shape 256 1 --no-torchvision      # ResNeXt-50 vs ResNet-50 training step
     python benchmarks/run.py --xla ...           # every mrcnn case also with Config.XLA = True
+    python benchmarks/run.py --set RPN_CONV_CHANNELS=256 ...   # Config overrides (mrcnn cases)
 
 Each case runs in its own process (so peak resident memory is per case) with the given
 thread count; figures are the median of --runs timed runs after --warmup untimed ones.
@@ -58,12 +59,13 @@ def _config(backbone, size, batch, **extra):
     return type("BenchConfig", (Config,), attrs)()
 
 
-def case_inference(backbone, size, batch, warmup, runs, xla=False):
+def case_inference(backbone, size, batch, warmup, runs, xla=False, overrides=None):
     import numpy as np
 
     from mrcnn import model as modellib
 
-    model = modellib.MaskRCNN("inference", _config(backbone, size, batch, XLA=xla),
+    model = modellib.MaskRCNN("inference",
+                              _config(backbone, size, batch, XLA=xla, **(overrides or {})),
                               "/tmp/mrcnn-bench")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(batch)]
@@ -72,13 +74,14 @@ def case_inference(backbone, size, batch, warmup, runs, xla=False):
             "tracing_count": model._predict_fn.experimental_get_tracing_count()}
 
 
-def case_training(backbone, size, batch, layers, warmup, runs, xla=False):
+def case_training(backbone, size, batch, layers, warmup, runs, xla=False, overrides=None):
 
     from mrcnn import model as modellib
     from mrcnn.data_generator import DataGenerator
     from samples.shapes.shapes import ShapesDataset
 
-    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1, XLA=xla)
+    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1, XLA=xla,
+                     **(overrides or {}))
     dataset = ShapesDataset()
     dataset.load_shapes(16, size, size, seed=0)
     dataset.prepare()
@@ -199,7 +202,7 @@ def _ratios(results):
     for r in results:
         if r.get("backbone") != "resnet50":
             continue
-        xla = " XLA" if r.get("xla") else ""
+        xla = _variant(r)
         if r["kind"] == "inference" and ("torchvision", r["size"], r["batch"]) in theirs:
             other = theirs["torchvision", r["size"], r["batch"]]["seconds_per_image"]
             lines.append(f"inference{xla} {r['size']}px batch {r['batch']}: "
@@ -212,15 +215,21 @@ def _ratios(results):
     return lines
 
 
+def _variant(r):
+    """' XLA' and ' ATTR=VALUE' for a case run with --xla or --set; '' otherwise."""
+    text = " XLA" if r.get("xla") else ""
+    return text + "".join(f" {k}={v}" for k, v in (r.get("overrides") or {}).items())
+
+
 def _row(r):
     if r["kind"] in ("inference", "torchvision"):
         who = "torchvision" if r["kind"] == "torchvision" else r["backbone"]
-        who += " XLA" if r.get("xla") else ""
+        who += _variant(r)
         what = f"inference {who} {r['size']}px batch {r['batch']}"
         figure = f"{r['seconds_per_image']:.3f} s/image ({r['images_per_second']:.2f} images/s)"
     else:
         who = "torchvision" if r["kind"] == "torchvision_training" else r["backbone"]
-        who += " XLA" if r.get("xla") else ""
+        who += _variant(r)
         layers = r.get("layers", "all")
         what = f"training {who} {r['size']}px batch {r['batch']} layers={layers}"
         figure = f"{r['seconds_per_step']:.3f} s/step"
@@ -228,6 +237,22 @@ def _row(r):
             figure += f" (loader {1000 * r['loader_seconds_per_batch']:.0f} ms/batch, " \
                       f"{100 * r['loader_share']:.1f}%)"
     return f"{what:52} {figure:44} peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB"
+
+
+def _overrides(items, parser):
+    """["ATTR=VALUE", ...] -> {ATTR: literal VALUE}."""
+    import ast
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isupper():
+            parser.error(f"--set takes ATTR=VALUE with an upper-case Config attribute: {item!r}")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parser.error(f"--set {name}: {value!r} is not a Python literal")
+    return out
 
 
 def main(argv=None):
@@ -250,6 +275,9 @@ def main(argv=None):
                    help="Python interpreter that has torch and torchvision (another venv)")
     p.add_argument("--xla", action="store_true",
                    help="run every mrcnn case also with Config.XLA = True (jit_compile)")
+    p.add_argument("--set", nargs="+", default=[], metavar="ATTR=VALUE",
+                   help="Config overrides for the mrcnn cases, VALUE a Python literal "
+                        "(e.g. RPN_CONV_CHANNELS=256)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -286,6 +314,9 @@ def main(argv=None):
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
     if args.xla:
         cases += [dict(c, xla=True) for c in cases if c["kind"] not in TORCH_CASES]
+    overrides = _overrides(args.set, p)
+    if overrides:
+        cases = [c if c["kind"] in TORCH_CASES else dict(c, overrides=overrides) for c in cases]
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, median of {args.runs} runs "
           f"after {args.warmup} warm-up")
     results = []

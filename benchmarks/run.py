@@ -59,13 +59,12 @@ def _config(backbone, size, batch, **extra):
     return type("BenchConfig", (Config,), attrs)()
 
 
-def case_inference(backbone, size, batch, warmup, runs, xla=False, overrides=None):
+def case_inference(backbone, size, batch, warmup, runs, overrides=None):
     import numpy as np
 
     from mrcnn import model as modellib
 
-    model = modellib.MaskRCNN("inference",
-                              _config(backbone, size, batch, XLA=xla, **(overrides or {})),
+    model = modellib.MaskRCNN("inference", _config(backbone, size, batch, **(overrides or {})),
                               "/tmp/mrcnn-bench")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(batch)]
@@ -74,13 +73,13 @@ def case_inference(backbone, size, batch, warmup, runs, xla=False, overrides=Non
             "tracing_count": model._predict_fn.experimental_get_tracing_count()}
 
 
-def case_training(backbone, size, batch, layers, warmup, runs, xla=False, overrides=None):
+def case_training(backbone, size, batch, layers, warmup, runs, overrides=None):
 
     from mrcnn import model as modellib
     from mrcnn.data_generator import DataGenerator
     from samples.shapes.shapes import ShapesDataset
 
-    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1, XLA=xla,
+    config = _config(backbone, size, batch, NUM_CLASSES=4, STEPS_PER_EPOCH=1,
                      **(overrides or {}))
     dataset = ShapesDataset()
     dataset.load_shapes(16, size, size, seed=0)
@@ -93,7 +92,7 @@ def case_training(backbone, size, batch, layers, warmup, runs, xla=False, overri
     load = _timed(lambda: gen[0], 1, runs)
     import tensorflow as tf
 
-    step = tf.function(trainer.train_step, reduce_retracing=True, jit_compile=xla)
+    step = tf.function(trainer.train_step, reduce_retracing=True, jit_compile=config.XLA)
     it = iter(batches)
     seconds = _timed(lambda: step((next(it),)), warmup, runs)
     return {"seconds_per_step": seconds, "loader_seconds_per_batch": load,
@@ -202,23 +201,22 @@ def _ratios(results):
     for r in results:
         if r.get("backbone") != "resnet50":
             continue
-        xla = _variant(r)
+        variant = _variant(r)
         if r["kind"] == "inference" and ("torchvision", r["size"], r["batch"]) in theirs:
             other = theirs["torchvision", r["size"], r["batch"]]["seconds_per_image"]
-            lines.append(f"inference{xla} {r['size']}px batch {r['batch']}: "
+            lines.append(f"inference{variant} {r['size']}px batch {r['batch']}: "
                          f"{r['seconds_per_image'] / other:.2f}")
         key = ("torchvision_training", r["size"], r["batch"])
         if r["kind"] == "training" and r["layers"] == "all" and key in theirs:
             other = theirs[key]["seconds_per_step"]
-            lines.append(f"training{xla} {r['size']}px batch {r['batch']} (all layers): "
+            lines.append(f"training{variant} {r['size']}px batch {r['batch']} (all layers): "
                          f"{r['seconds_per_step'] / other:.2f}")
     return lines
 
 
 def _variant(r):
-    """' XLA' and ' ATTR=VALUE' for a case run with --xla or --set; '' otherwise."""
-    text = " XLA" if r.get("xla") else ""
-    return text + "".join(f" {k}={v}" for k, v in (r.get("overrides") or {}).items())
+    """' ATTR=VALUE' for each Config override of a case (--set, --xla); '' otherwise."""
+    return "".join(f" {k}={v}" for k, v in (r.get("overrides") or {}).items())
 
 
 def _row(r):
@@ -312,11 +310,12 @@ def main(argv=None):
                                   "batch": batch, "layers": layers})
             if problem is None:
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
-    if args.xla:
-        cases += [dict(c, xla=True) for c in cases if c["kind"] not in TORCH_CASES]
     overrides = _overrides(args.set, p)
     if overrides:
         cases = [c if c["kind"] in TORCH_CASES else dict(c, overrides=overrides) for c in cases]
+    if args.xla:
+        cases += [dict(c, overrides=dict(c.get("overrides", {}), XLA=True)) for c in cases
+                  if c["kind"] not in TORCH_CASES]
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, median of {args.runs} runs "
           f"after {args.warmup} warm-up")
     results = []

@@ -68,6 +68,13 @@ def inference_output_names(config):
     return names + (MASK_SCORING_INFERENCE_OUTPUTS if config.MASK_SCORING else [])
 
 
+def _mask_head(config, rois, feature_maps, image_meta):
+    """The mask head and its RoI features (the MaskIoU head reads them)."""
+    return build_fpn_mask_graph(rois, feature_maps, image_meta, config.MASK_POOL_SIZE,
+                                config.NUM_CLASSES, return_features=True,
+                                channels=config.MASK_HEAD_CHANNELS, **_heads_kwargs(config))
+
+
 def _keypoint_head(config, rois, feature_maps, image_meta):
     return build_fpn_keypoint_graph(
         rois, feature_maps, image_meta, config.NUM_KEYPOINTS,
@@ -206,10 +213,9 @@ def build_inference_model(config):
         config, input_image)
     rpn_rois = _proposals(config, config.POST_NMS_ROIS_INFERENCE, rpn_class, rpn_bbox,
                           input_anchors, input_image, input_image_meta)
-    kw = _heads_kwargs(config)
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **kw)
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **_heads_kwargs(config))
     detections = DetectionLayer(
         max_instances=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
@@ -219,9 +225,8 @@ def build_inference_model(config):
         rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta)
     detection_boxes = detections[..., :4]
     if config.USE_MASK_HEAD:
-        mrcnn_mask, mask_features = build_fpn_mask_graph(
-            detection_boxes, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-            config.NUM_CLASSES, return_features=True, channels=config.MASK_HEAD_CHANNELS, **kw)
+        mrcnn_mask, mask_features = _mask_head(config, detection_boxes, mrcnn_feature_maps,
+                                               input_image_meta)
     else:
         mrcnn_mask = ZeroMasks(config.MASK_SHAPE, config.NUM_CLASSES, name="mrcnn_mask")(
             detection_boxes)
@@ -285,10 +290,9 @@ def build_training_model(config):
         positive_iou=config.ROI_POSITIVE_IOU, crowd_iou=config.CROWD_IOU_THRESHOLD,
         sampler=roi_sampler(config), name="proposal_targets")(
         target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
-    kw = _heads_kwargs(config)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **kw)
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **_heads_kwargs(config))
     # DetectionTargetLayer puts the positive ROIs first, so the first int(T * ratio) rows hold
     # every ROI that has a mask target: the mask head runs on those only (its loss ignores the
     # rest), about a third of matterport's mask-head work in training.
@@ -300,9 +304,8 @@ def build_training_model(config):
              "target_class_ids": target_class_ids, "target_bbox": target_bbox,
              "target_mask": target_mask}
     if config.USE_MASK_HEAD:
-        named["mrcnn_mask"], mask_features = build_fpn_mask_graph(
-            rois[:, :mask_rows], mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-            config.NUM_CLASSES, return_features=True, channels=config.MASK_HEAD_CHANNELS, **kw)
+        named["mrcnn_mask"], mask_features = _mask_head(config, rois[:, :mask_rows],
+                                                        mrcnn_feature_maps, input_image_meta)
     if config.MASK_SCORING:
         # Each positive ROI's mask of its GT class is scored, against its IoU with the mask
         # target (MaskIoUTargetLayer); negatives have no target (their loss weight is 0).

@@ -75,7 +75,7 @@ def _pad_edge(feature_map):
 def _torchvision_sample_boxes(pixel_boxes, stride, fh, fw, ch, cw):
     """The crop_and_resize boxes (on the edge-padded map) whose ch x cw samples are
     torchvision's sub-bin centres. stride, fh, fw (the unpadded map's size): scalars or [K]."""
-    boxes = pixel_boxes / stride if isinstance(stride, float) else pixel_boxes / stride[:, None]
+    boxes = pixel_boxes / tf.reshape(tf.cast(stride, tf.float32), [-1, 1])
     y1, x1 = boxes[:, 0], boxes[:, 1]
     roi_h = tf.maximum(boxes[:, 2] - y1, 1.0)
     roi_w = tf.maximum(boxes[:, 3] - x1, 1.0)

@@ -22,7 +22,8 @@ Weights (resolve_weights / load_initial_weights):
   heads when the config's NUM_CLASSES is not COCO's 81.
 - imagenet: model.get_imagenet_weights(), then model.load_imagenet_weights(path).
 - last: the newest checkpoint of the config's NAME in --logs; training continues its epochs.
-- none: random initialisation.  PATH: any weights file, loaded by name.
+- none: random initialisation.  PATH: any weights file, loaded by name; without the
+  class-specific heads when it was saved with another NUM_CLASSES (transfer between datasets).
 - torchvision: torchvision's COCO checkpoint (maskrcnn_resnet50_fpn, or keypointrcnn_resnet50_fpn
   for a keypoint config) from the download cache or downloaded there
   (torchvision_weights.download_torchvision_checkpoint), loaded with
@@ -263,9 +264,26 @@ def load_initial_weights(model, weights, weights_dir=None, verbose=1):
             verbose=verbose)
     elif weights == "coco" and model.config.NUM_CLASSES != COCO_NUM_CLASSES:
         model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
+    elif _other_class_count(path, model.config.NUM_CLASSES, verbose):
+        model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
     else:
         model.load_weights(path, by_name=True, verbose=verbose)
     return path
+
+
+def _other_class_count(path, num_classes, verbose):
+    """True when the weights file was saved by a model with another NUM_CLASSES (transfer from
+    another dataset, e.g. a shapes checkpoint to balloon): its class-specific layers are then
+    left out."""
+    from mrcnn.weights import file_num_classes
+
+    saved = file_num_classes(path)
+    if saved is None or saved == num_classes:
+        return False
+    if verbose:
+        print(f"{path} was saved with NUM_CLASSES={saved}, this model has {num_classes}: "
+              f"loading all but the class-specific layers ({', '.join(HEAD_LAYERS)})")
+    return True
 
 
 def limit_images(dataset, limit):

@@ -89,6 +89,30 @@ def file_layer_names(filepath):
         return _decode(_layers_root(f, filepath).attrs["layer_names"])
 
 
+def file_layer_shapes(filepath, layer_name):
+    """Shapes of one layer's weights in a Keras 2 layout h5 file; None when the file is not
+    such a file or has no weights for that layer."""
+    import h5py
+
+    try:
+        with h5py.File(filepath, "r") as f:
+            root = _layers_root(f, filepath)
+            if layer_name not in root:
+                return None
+            group = root[layer_name]
+            names = _decode(group.attrs.get("weight_names", []))
+            return [tuple(group[n].shape) for n in names] or None
+    except (OSError, ValueError):
+        return None
+
+
+def file_num_classes(filepath):
+    """NUM_CLASSES of the model that saved a Keras 2 layout h5 file (the width of its
+    mrcnn_class_logits kernel), or None when the file has no such layer."""
+    shapes = file_layer_shapes(filepath, "mrcnn_class_logits")
+    return shapes[0][-1] if shapes else None
+
+
 def load_imagenet_weights(model, filepath, verbose=1):
     """Loads an ImageNet ResNet notop file into the backbone layers of a Keras model, by name:
     the classic Keras file (res2a_branch2a names) as it is, keras.applications' files

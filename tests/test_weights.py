@@ -85,6 +85,34 @@ def test_exclude_and_mismatch(tmp_path, model):
     assert set(report["mismatched"]) == set(shapes)
 
 
+def test_path_from_another_dataset_loads_all_but_class_heads(tmp_path, model):
+    """--weights PATH saved with another NUM_CLASSES (a shapes checkpoint into balloon): the
+    class count is read from the file and the class-specific layers are left out."""
+    from mrcnn import cli
+    from mrcnn.weights import file_num_classes
+
+    km = model.keras_model
+    path = str(tmp_path / "other_dataset.h5")
+    shapes = {"mrcnn_class_logits": (1024, 81), "mrcnn_bbox_fc": (1024, 324),
+              "mrcnn_mask": (1, 1, 256, 81)}
+    arrays = _write_keras2_file(path, km, np.random.default_rng(2), shapes=shapes)
+    assert file_num_classes(path) == 81
+    before = np.asarray(km.get_layer("mrcnn_class_logits").weights[0]).copy()
+    assert cli.load_initial_weights(model, path, verbose=0) == path
+    np.testing.assert_array_equal(np.asarray(km.get_layer("mrcnn_class_logits").weights[0]),
+                                  before)
+    np.testing.assert_array_equal(np.asarray(km.get_layer("rpn_model").weights[0]),
+                                  arrays["rpn_model"][0])
+    # Same class count: every layer is loaded, the class heads included.
+    same = str(tmp_path / "same_dataset.h5")
+    arrays = _write_keras2_file(same, km, np.random.default_rng(3))
+    assert file_num_classes(same) == model.config.NUM_CLASSES
+    cli.load_initial_weights(model, same, verbose=0)
+    np.testing.assert_array_equal(np.asarray(km.get_layer("mrcnn_class_logits").weights[0]),
+                                  arrays["mrcnn_class_logits"][0])
+    assert file_num_classes(str(tmp_path / "absent.h5")) is None
+
+
 def test_save_load_round_trip_is_exact(tmp_path, model):
     path = str(tmp_path / "ours.h5")
     model.save_weights(path)

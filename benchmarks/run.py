@@ -237,23 +237,11 @@ def _row(r):
     return f"{what:52} {figure:44} peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB"
 
 
-def _overrides(items, parser):
-    """["ATTR=VALUE", ...] -> {ATTR: literal VALUE}."""
-    import ast
-
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.isupper():
-            parser.error(f"--set takes ATTR=VALUE with an upper-case Config attribute: {item!r}")
-        try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parser.error(f"--set {name}: {value!r} is not a Python literal")
-    return out
-
-
 def main(argv=None):
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from mrcnn.cli import config_override  # light: no TensorFlow
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=["inference", "training"], default=None)
     p.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
@@ -273,7 +261,8 @@ def main(argv=None):
                    help="Python interpreter that has torch and torchvision (another venv)")
     p.add_argument("--xla", action="store_true",
                    help="run every mrcnn case also with Config.XLA = True (jit_compile)")
-    p.add_argument("--set", nargs="+", default=[], metavar="ATTR=VALUE",
+    p.add_argument("--set", type=config_override, nargs="+", action="extend", default=[],
+                   metavar="ATTR=VALUE",
                    help="Config overrides for the mrcnn cases, VALUE a Python literal "
                         "(e.g. RPN_CONV_CHANNELS=256)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -310,7 +299,7 @@ def main(argv=None):
                                   "batch": batch, "layers": layers})
             if problem is None:
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
-    overrides = _overrides(args.set, p)
+    overrides = dict(args.set)
     if overrides:
         cases = [c if c["kind"] in TORCH_CASES else dict(c, overrides=overrides) for c in cases]
     if args.xla:

@@ -7,6 +7,7 @@ Every sample's train.py takes the same options::
                             COCO JSON from any annotation tool instead (Dataset.load_coco_json)
     --weights coco|imagenet|last|none|PATH
     --logs DIR --epochs N --layers heads|3+|4+|5+|all --limit N --seed N
+    --set ATTR=VALUE ...    Config overrides (e.g. --set RPN_CONV_CHANNELS=256)
     --strategy default|mirrored|multiworker
     --mask-scoring          the Mask Scoring R-CNN head (Config.MASK_SCORING)
 
@@ -41,8 +42,8 @@ import numpy as np
 __all__ = ["WEIGHT_MODES", "LAYER_CHOICES", "COCO_WEIGHTS_NAME", "HEAD_LAYERS", "TrainingTask",
            "add_training_arguments", "training_parser", "check_args", "resolve_weights",
            "load_initial_weights", "limit_images", "generated_data_parser",
-           "check_generated_args", "generated_datasets", "load_coco_json_datasets", "run_training",
-           "per_image_figures"]
+           "check_generated_args", "generated_datasets", "config_override",
+           "load_coco_json_datasets", "run_training", "per_image_figures"]
 
 WEIGHT_MODES = ("coco", "imagenet", "last", "none", "torchvision")
 LAYER_CHOICES = ("heads", "3+", "4+", "5+", "all")
@@ -90,6 +91,27 @@ def _weights_arg(value):
     return value  # a path; checked when resolved, with the file named
 
 
+def config_override(item):
+    """argparse type of --set: 'ATTR=VALUE' -> (ATTR, VALUE), ATTR a Config attribute and VALUE a
+    Python literal (1e-3, 128, (16, 32), "square", True). The Config checks the value when it is
+    built."""
+    import ast
+
+    from mrcnn.config import Config
+
+    name, sep, value = item.partition("=")
+    if not sep or not name.isupper():
+        raise argparse.ArgumentTypeError(f"expected ATTR=VALUE with an upper-case Config "
+                                         f"attribute, got {item!r}")
+    if not hasattr(Config, name):
+        raise argparse.ArgumentTypeError(f"{name} is not a Config attribute")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a Python literal "
+                                         "(quote strings: NAME='\"text\"')") from None
+
+
 def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none",
                            dataset_help="the sample's dataset folder", coco_format=True,
                            steps_per_epoch=None, learning_rate=None):
@@ -130,6 +152,10 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
     p.add_argument("--limit", type=int, default=0,
                    help="use only the first N training and N validation images (0: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", type=config_override, nargs="+", action="extend", default=[],
+                   metavar="ATTR=VALUE",
+                   help="Config overrides on top of the sample's, VALUE a Python literal "
+                        "(e.g. --set RPN_CONV_CHANNELS=256 LEARNING_RATE=0.02)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
                    default="default",
                    help="tf.distribute strategy (mrcnn.distributed.make_strategy): mirrored "
@@ -361,6 +387,7 @@ def _config_classes(task, args, train_set, replicas=1):
         overrides["LEARNING_RATE"] = args.lr
     if getattr(args, "mask_scoring", False):
         overrides["MASK_SCORING"] = True
+    overrides.update(getattr(args, "set", None) or [])
     if train_set.num_classes != task.train_config.NUM_CLASSES:
         overrides["NUM_CLASSES"] = train_set.num_classes  # COCO JSON: its own categories
     train_cls = type(task.train_config.__name__, (task.train_config,), overrides)
@@ -416,7 +443,7 @@ def run_training(task, args):
             inference, val_during_training, model.checkpoint_path, every=args.curve_every,
             stem=stem, initial=read_curve(stem + ".json", first) if first else None,
             title=f"{task.name}: {len(train_set.image_ids)} training images, "
-                  f"weights {args.weights}")
+                  f"weights {os.path.basename(args.weights)}")
     augmentation = task.augmentation(args)
     high = max(args.epochs - args.lr_drop_epochs, 0)
     common = dict(layers=args.layers, augmentation=augmentation, workers=args.workers,

@@ -5,11 +5,16 @@
     python samples/balloon/train.py --dataset-format coco --train-json A.json --val-json B.json \\
         --images DIR                                                             # COCO JSON data
     python samples/balloon/train.py --dataset ../shared/data/balloon --weights last  # resume
+    python samples/balloon/train.py --dataset ../shared/data/balloon \
+        --weights logs/shapes<run>/mask_rcnn_shapes_0010.h5     # start from a shapes model
 
 Defaults train from random initialisation (--weights none) on the 61 training photos and
 evaluate on the 13 validation photos at full resolution: dataset-level mask and box mAP@0.5,
 COCO mask/box AP and per-image figures go to results/balloon/metrics.json (the last line
 printed), with detections.png, splash.png and the learning curve curve.png beside it.
+A checkpoint of another dataset (--weights PATH, e.g. a model of samples/shapes/train.py) loads
+by name without its class-specific layers; benchmarks/balloon.py trains such a shapes model from
+random weights first and then the balloon model from it (the README's figure).
 Options shared by all samples/*/train.py are described in mrcnn/cli.py.
 """
 
@@ -25,8 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from samples.balloon.balloon import BalloonConfig, BalloonDataset  # noqa: E402
 
-DEFAULT_EPOCHS = 10
-DEFAULT_LR_DROP_EPOCHS = 3
+DEFAULT_EPOCHS = 60
+DEFAULT_LR_DROP_EPOCHS = 10
 
 
 class BalloonTrainConfig(BalloonConfig):
@@ -40,8 +45,12 @@ class BalloonTrainConfig(BalloonConfig):
     LEARNING_RATE = 0.01
     STEPS_PER_EPOCH = 25
     VALIDATION_STEPS = 3
+    # Half of matterport's widths (FPN, RPN conv, box and mask heads): cheaper steps. A shapes
+    # model trained at these widths (benchmarks/balloon.py) loads into this one by name.
     TOP_DOWN_PYRAMID_SIZE = 128
+    RPN_CONV_CHANNELS = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 512
+    MASK_HEAD_CHANNELS = 128
     # Balloons at 320 px span about 8 to 300 pixels.
     RPN_ANCHOR_SCALES = (16, 32, 64, 128, 256)
     RPN_TRAIN_ANCHORS_PER_IMAGE = 128

@@ -43,6 +43,9 @@ def test_shared_options_and_defaults():
     (["--dataset-format", "coco", "--train-json", "nope.json", "--val-json", "nope.json",
       "--images", "."], "--train-json: file not found: nope.json"),
     (["--limit", "-1"], "--limit"),
+    (["--set", "NOPE=1"], "NOPE is not a Config attribute"),
+    (["--set", "LEARNING_RATE=fast"], "LEARNING_RATE: 'fast' is not a Python literal"),
+    (["--set", "lr=0.1"], "upper-case Config attribute"),
 ])
 def test_bad_options_fail_naming_the_option(argv, message, capsys):
     with pytest.raises(SystemExit):
@@ -247,6 +250,30 @@ def test_learning_curve_files_and_resume(tmp_path):
     curve.on_epoch_end(2, {"loss": 0.5})
     assert [e["epoch"] for e in curve.epochs] == [1, 2, 3]
     assert curve.epochs[-1]["loss"] == 0.5 and "val_loss" not in curve.epochs[-1]
+
+
+def test_set_overrides_the_sample_config_and_is_validated():
+    from mrcnn.config import ConfigError
+    from samples.shapes import train as shapes_train
+
+    task = cli.TrainingTask("shapes", shapes_train.ShapesTrainConfig,
+                            shapes_train.ShapesInferenceConfig, None)
+
+    class Data:
+        num_classes = shapes_train.ShapesTrainConfig.NUM_CLASSES
+
+    args = shapes_train.parse_args(["--set", "RPN_CONV_CHANNELS=256", "RPN_ANCHOR_SCALES=(4, 8, "
+                                    "16, 32, 64)", "--lr", "0.5", "--set", "LEARNING_RATE=0.02"])
+    assert args.set == [("RPN_CONV_CHANNELS", 256), ("RPN_ANCHOR_SCALES", (4, 8, 16, 32, 64)),
+                        ("LEARNING_RATE", 0.02)]
+    train_cls, infer_cls = cli._config_classes(task, args, Data())
+    for config in (train_cls(), infer_cls()):
+        assert config.RPN_CONV_CHANNELS == 256 and config.RPN_ANCHOR_SCALES == (4, 8, 16, 32, 64)
+        assert config.LEARNING_RATE == 0.02  # --set wins over --lr
+    args = shapes_train.parse_args(["--set", "RPN_CONV_CHANNELS=-3"])
+    train_cls, _ = cli._config_classes(task, args, Data())
+    with pytest.raises(ConfigError, match="RPN_CONV_CHANNELS"):  # checked when built
+        train_cls()
 
 
 def test_strategy_splits_the_global_batch_over_replicas():

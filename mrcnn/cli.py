@@ -65,6 +65,8 @@ class TrainingTask:
     after_evaluation(inference_model, val, out_dir, args) -> dict of extra summary entries
         (pictures); optional.
     config_overrides(args) -> dict of Config attributes from sample-specific options; optional.
+    inference_overrides(args) -> dict of Config attributes for the inference model only (e.g.
+        a larger image than the training crops), on top of config_overrides; optional.
     wrap_train(dataset, args) -> the dataset to train on (e.g. a DownscaledDataset), applied to
         both data formats; also gives the validation copy used for Keras' validation loss and
         the learning curve's per-epoch mAP. The final evaluation uses the unwrapped validation
@@ -72,7 +74,8 @@ class TrainingTask:
     """
 
     def __init__(self, name, train_config, inference_config, load_datasets, augmentation=None,
-                 after_evaluation=None, config_overrides=None, wrap_train=None):
+                 after_evaluation=None, config_overrides=None, wrap_train=None,
+                 inference_overrides=None):
         self.name = name
         self.train_config = train_config
         self.inference_config = inference_config
@@ -80,6 +83,7 @@ class TrainingTask:
         self.augmentation = augmentation or (lambda args: None)
         self.after_evaluation = after_evaluation
         self.config_overrides = config_overrides or (lambda args: {})
+        self.inference_overrides = inference_overrides or (lambda args: {})
         self.wrap_train = wrap_train or (lambda train, args: train)
 
 
@@ -387,11 +391,12 @@ def _config_classes(task, args, train_set, replicas=1):
         overrides["LEARNING_RATE"] = args.lr
     if getattr(args, "mask_scoring", False):
         overrides["MASK_SCORING"] = True
-    overrides.update(getattr(args, "set", None) or [])
     if train_set.num_classes != task.train_config.NUM_CLASSES:
         overrides["NUM_CLASSES"] = train_set.num_classes  # COCO JSON: its own categories
-    train_cls = type(task.train_config.__name__, (task.train_config,), overrides)
-    infer_cls = type(task.inference_config.__name__, (task.inference_config,), overrides)
+    user = dict(getattr(args, "set", None) or [])
+    train_cls = type(task.train_config.__name__, (task.train_config,), {**overrides, **user})
+    infer_cls = type(task.inference_config.__name__, (task.inference_config,),
+                     {**overrides, **task.inference_overrides(args), **user})
     return train_cls, infer_cls
 
 

@@ -88,25 +88,47 @@ def parse_args(argv=None):
                         "resnet50/resnet101: the full model (use these with --weights coco or "
                         "imagenet)")
     p.add_argument("--image-size", type=int, default=None,
-                   help=f"square training/inference size (default "
+                   help=f"photos are scaled to this longest side (and padded square) for "
+                        f"inference, and for training unless --crop-size is given (default "
                         f"{BalloonTrainConfig.IMAGE_MAX_DIM})")
+    p.add_argument("--crop-size", type=int, default=None,
+                   help="train on random square crops of this size (a multiple of 64) of the "
+                        "photos scaled to --image-size (IMAGE_RESIZE_MODE crop): small "
+                        "balloons keep the inference scale at the cost of a smaller image")
     p.set_defaults(curve_every=2)
     p.add_argument("--no-augmentation", action="store_true",
                    help="train without imgaug augmentation")
     args = p.parse_args(argv)
     if args.weights in ("coco", "imagenet") and "--backbone" not in " ".join(argv or sys.argv):
         args.backbone = "resnet101" if args.weights == "coco" else "resnet50"
+    if args.crop_size and args.crop_size > _image_size(args):
+        p.error(f"--crop-size {args.crop_size} is larger than the image size "
+                f"{_image_size(args)}")
     if getattr(args, "dataset_format", "native") == "native" and not args.dataset:
         p.error("--dataset is required (or --dataset-format coco with --train-json, "
                 "--val-json and --images)")
     return cli.check_args(args, p)
 
 
+def _image_size(args):
+    return args.image_size or BalloonTrainConfig.IMAGE_MAX_DIM
+
+
 def config_overrides(args):
     overrides = dict(backbones()[args.backbone])
-    if args.image_size:
-        overrides.update(IMAGE_MIN_DIM=args.image_size, IMAGE_MAX_DIM=args.image_size)
+    size = _image_size(args)
+    if args.crop_size:
+        overrides.update(IMAGE_RESIZE_MODE="crop", IMAGE_MIN_DIM=args.crop_size,
+                         IMAGE_MAX_DIM=size)
+    elif args.image_size:
+        overrides.update(IMAGE_RESIZE_MODE="square", IMAGE_MIN_DIM=size, IMAGE_MAX_DIM=size)
     return overrides
+
+
+def inference_overrides(args):
+    """Inference sees the whole photo, padded square, at --image-size."""
+    size = _image_size(args)
+    return dict(IMAGE_RESIZE_MODE="square", IMAGE_MIN_DIM=size, IMAGE_MAX_DIM=size)
 
 
 def augmentation(args):
@@ -144,7 +166,7 @@ def wrap_train(dataset, args):
     evaluation reads the validation photos at full resolution."""
     from mrcnn.dataset_cache import DownscaledDataset
 
-    return DownscaledDataset(dataset, args.image_size or BalloonTrainConfig.IMAGE_MAX_DIM)
+    return DownscaledDataset(dataset, _image_size(args))
 
 
 def after_evaluation(model, val, out_dir, args):
@@ -171,7 +193,8 @@ def main(argv=None):
     task = cli.TrainingTask("balloon", BalloonTrainConfig, BalloonInferenceConfig,
                             load_datasets, augmentation=augmentation,
                             after_evaluation=after_evaluation,
-                            config_overrides=config_overrides, wrap_train=wrap_train)
+                            config_overrides=config_overrides, wrap_train=wrap_train,
+                            inference_overrides=inference_overrides)
     return cli.run_training(task, args)
 
 

@@ -276,6 +276,37 @@ def test_set_overrides_the_sample_config_and_is_validated():
         train_cls()
 
 
+def test_balloon_crop_trains_on_crops_and_infers_on_whole_photos(capsys):
+    """--crop-size: training on random crops (IMAGE_RESIZE_MODE crop) of photos at
+    --image-size, inference on the whole photo at that size; --set still wins."""
+    from samples.balloon import train as balloon_train
+
+    task = cli.TrainingTask("balloon", balloon_train.BalloonTrainConfig,
+                            balloon_train.BalloonInferenceConfig, None,
+                            config_overrides=balloon_train.config_overrides,
+                            inference_overrides=balloon_train.inference_overrides)
+
+    class Data:
+        num_classes = 2
+
+    args = balloon_train.parse_args(["--dataset", "d", "--image-size", "640", "--crop-size",
+                                     "320"])
+    train_cls, infer_cls = cli._config_classes(task, args, Data())
+    train, infer = train_cls(), infer_cls()
+    assert train.IMAGE_RESIZE_MODE == "crop" and list(train.IMAGE_SHAPE) == [320, 320, 3]
+    assert infer.IMAGE_RESIZE_MODE == "square" and list(infer.IMAGE_SHAPE) == [640, 640, 3]
+    args = balloon_train.parse_args(["--dataset", "d", "--image-size", "256"])
+    train_cls, infer_cls = cli._config_classes(task, args, Data())
+    assert list(train_cls().IMAGE_SHAPE) == list(infer_cls().IMAGE_SHAPE) == [256, 256, 3]
+    args = balloon_train.parse_args(["--dataset", "d", "--set", "IMAGE_MAX_DIM=384",
+                                     "IMAGE_MIN_DIM=384"])
+    _, infer_cls = cli._config_classes(task, args, Data())
+    assert list(infer_cls().IMAGE_SHAPE) == [384, 384, 3]
+    with pytest.raises(SystemExit):
+        balloon_train.parse_args(["--dataset", "d", "--image-size", "256", "--crop-size", "320"])
+    assert "--crop-size 320 is larger than the image size 256" in capsys.readouterr().err
+
+
 def test_strategy_splits_the_global_batch_over_replicas():
     from samples.shapes import train as shapes_train
 

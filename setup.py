@@ -15,7 +15,8 @@ def read_requirements():
 setup(
     name="mrcnn-keras3",  # the import name is mrcnn; "mrcnn" on PyPI is an unrelated project
     version="0.1.0",
-    description="Mask R-CNN for object detection and instance segmentation on TensorFlow 2 + Keras 3",
+    description="Mask R-CNN for object detection and instance segmentation on TensorFlow 2 + "
+                "Keras 3",
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="MIT",

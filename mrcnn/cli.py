@@ -292,9 +292,8 @@ def load_initial_weights(model, weights, weights_dir=None, verbose=1):
         model.load_torchvision_weights(
             path, exclude=CLASS_SPECIFIC_LAYERS if model.config.NUM_CLASSES != classes else None,
             verbose=verbose)
-    elif weights == "coco" and model.config.NUM_CLASSES != COCO_NUM_CLASSES:
-        model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
-    elif _other_class_count(path, model.config.NUM_CLASSES, verbose):
+    elif (weights == "coco" and model.config.NUM_CLASSES != COCO_NUM_CLASSES) or \
+            _other_class_count(path, model.config.NUM_CLASSES, verbose):
         model.load_weights(path, by_name=True, exclude=HEAD_LAYERS, verbose=verbose)
     else:
         model.load_weights(path, by_name=True, verbose=verbose)

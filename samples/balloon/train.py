@@ -5,7 +5,7 @@
     python samples/balloon/train.py --dataset-format coco --train-json A.json --val-json B.json \\
         --images DIR                                                             # COCO JSON data
     python samples/balloon/train.py --dataset ../shared/data/balloon --weights last  # resume
-    python samples/balloon/train.py --dataset ../shared/data/balloon \
+    python samples/balloon/train.py --dataset ../shared/data/balloon \\
         --weights logs/shapes<run>/mask_rcnn_shapes_0010.h5     # start from a shapes model
 
 Defaults train from random initialisation (--weights none) on the 61 training photos and

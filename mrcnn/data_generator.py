@@ -1,10 +1,17 @@
 """Training data: load_image_gt (one image and its targets) and DataGenerator (batches).
 
 DataGenerator is a keras.utils.PyDataset: batch `idx` of epoch `e` is a pure function of
-(seed, e, idx), so workers and processes never duplicate or drop batches.
+(seed, e, idx), so workers and processes never duplicate or drop batches. MaskRCNN.train feeds
+Keras one endless stream of them (DataGenerator.iter_batches through
+distributed.distribute_batches) instead of the PyDataset itself: Keras makes a new tf.data
+iterator for a PyDataset every epoch, and destroying the old one (tf.data's root iterator
+waiting for one of its threads) stalled the next epoch's first step by up to ~20 s.
 """
 
+import collections
+import concurrent.futures
 import logging
+import multiprocessing
 
 import keras
 import numpy as np
@@ -24,6 +31,18 @@ logger = logging.getLogger(__name__)
 # imgaug augmenters that are applied to masks too (the geometric ones), as in matterport.
 MASK_AUGMENTERS = ["Sequential", "SomeOf", "OneOf", "Sometimes", "Fliplr", "Flipud",
                    "CropAndPad", "Affine", "PiecewiseAffine"]
+
+
+_WORKER_GENERATOR = None  # the DataGenerator of a loader process (iter_batches)
+
+
+def _set_worker_generator(generator):
+    global _WORKER_GENERATOR
+    _WORKER_GENERATOR = generator
+
+
+def _worker_batch(batch_number):
+    return _WORKER_GENERATOR.batch(batch_number)
 
 
 def _describe(dataset, image_id):
@@ -233,13 +252,16 @@ class DataGenerator(keras.utils.PyDataset):
         batch_size: images per batch (default config.BATCH_SIZE).
         steps: batches per epoch (default config.STEPS_PER_EPOCH).
         seed: base seed; batch contents depend only on (seed, epoch, index).
-        first_step: the generator yields batches first_step..steps-1 of each epoch (len() is
-            steps - first_step): a run resumed in the middle of an epoch (MaskRCNN.train)
-            continues with the batches the interrupted run would have seen.
-        workers, use_multiprocessing, max_queue_size: as keras.utils.PyDataset.
+        first_step: as a PyDataset, the generator yields batches first_step..steps-1 of each
+            epoch (len() is steps - first_step).
+        workers, use_multiprocessing, max_queue_size: as keras.utils.PyDataset; workers and
+            use_multiprocessing also for iter_batches.
 
-    Batch idx of epoch e is the global batch e * steps + first_step + idx (see batch()); set
-    `epoch` before an epoch's batches are requested (training.GeneratorEpoch does).
+    As a PyDataset, batch idx of epoch e is the global batch e * steps + first_step + idx (see
+    batch()); set `epoch` before an epoch's batches are requested. MaskRCNN.train uses
+    iter_batches instead: global batches from e * steps + step on, for a run resumed at
+    (epoch e, step) as for a fresh one, so a resumed run sees the batches the interrupted run
+    would have seen.
 
     A batch is a 1-tuple holding a dict keyed by the training model's input names:
     input_image [B, H, W, C] float32 (molded), input_image_meta, input_rpn_match [B, A, 1],
@@ -305,6 +327,40 @@ class DataGenerator(keras.utils.PyDataset):
 
     def __getitem__(self, idx):
         return (self.batch(self.epoch * self.steps + self.first_step + int(idx)),)
+
+    def iter_batches(self, first_batch=0):
+        """The batches first_batch, first_batch + 1, ... (see batch()), in that order and
+        without end. With workers > 1 (threads) or use_multiprocessing (processes, forked
+        where the platform can), `workers` loaders compute up to 2 * workers batches ahead;
+        otherwise each batch is computed when it is asked for. An error in a batch is raised
+        here, at that batch, with the image that caused it named."""
+        workers = max(1, int(self.workers or 0))
+        if workers == 1 and not self.use_multiprocessing:
+            number = first_batch
+            while True:
+                yield self.batch(number)
+                number += 1
+        if self.use_multiprocessing:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            pool = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_set_worker_generator,
+                initargs=(self,))
+            compute = _worker_batch
+        else:
+            pool = concurrent.futures.ThreadPoolExecutor(workers,
+                                                         thread_name_prefix="mrcnn_loader")
+            compute = self.batch
+        pending = collections.deque()
+        number = first_batch
+        try:
+            while True:
+                while len(pending) < 2 * workers:
+                    pending.append(pool.submit(compute, number))
+                    number += 1
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def batch(self, batch_number):
         """The batch at a global batch number (a pure function of seed and batch_number)."""

@@ -7,10 +7,10 @@ Multi-worker training uses TensorFlow's own engine, tf.distribute.MultiWorkerMir
 configured by the TF_CONFIG environment variable of each process. Here:
 
 - make_strategy(name) builds "default", "mirrored" or "multiworker".
-- distribute_batches(strategy, generator, first_batch) feeds fit(): every worker computes the
-  global batch k (DataGenerator.batch(k), a pure function of the seed) and gives each of its
-  replicas its own slice (data_generator.split_batch), so the replicas together see exactly the
-  batch one process would train on, each image once.
+- distribute_batches(strategy, generator, first_batch) feeds fit() under every strategy: every
+  worker computes the global batch k (DataGenerator.batch(k), a pure function of the seed) and
+  gives each of its replicas its own slice (data_generator.split_batch), so the replicas
+  together see exactly the batch one process would train on, each image once.
 - is_chief(strategy) / worker_dir(): only the chief writes checkpoints and TensorBoard events;
   the other workers write to temporary directories that are removed.
 - launch(): N worker processes on 127.0.0.1 with free ports and their TF_CONFIG, logs prefixed
@@ -139,12 +139,14 @@ def _specs(batch, per_replica, variable_size):
 
 
 def distribute_batches(strategy, generator, first_batch=0):
-    """A tf.distribute.DistributedDataset for Keras' fit() (training or validation data).
+    """The endless input of Keras' fit() (training or validation data), under any strategy:
+    a tf.distribute.DistributedDataset, or a tf.data.Dataset under the default strategy.
 
     generator: a data_generator.DataGenerator whose batch_size is the global batch. Each
-    worker's input pipeline yields, for global batches first_batch, first_batch + 1, ...,
-    the slices of its local replicas (data_generator.split_batch). Raises ValueError when the
-    global batch does not split evenly over the replicas in sync.
+    worker's input pipeline yields, for global batches first_batch, first_batch + 1, ...
+    (DataGenerator.iter_batches, with the generator's loader workers), the slices of its local
+    replicas (data_generator.split_batch); one process without replicas gets whole batches.
+    Raises ValueError when the global batch does not split evenly over the replicas in sync.
     """
     import tensorflow as tf
 
@@ -164,16 +166,16 @@ def distribute_batches(strategy, generator, first_batch=0):
         first_replica = context.input_pipeline_id * local
 
         def batches():
-            number = first_batch
-            while True:
-                batch = generator.batch(number)
+            for batch in generator.iter_batches(first_batch):
                 for r in range(first_replica, first_replica + local):
                     yield split_batch(batch, r, replicas)
-                number += 1
 
         options = tf.data.Options()
         # Sharding is done above: each pipeline already yields only its replicas' slices.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        # No autotuning threads: validation makes a new iterator every epoch, and destroying
+        # one waits for its threads (data_generator's docstring).
+        options.autotune.enabled = False
         return tf.data.Dataset.from_generator(batches, output_signature=specs) \
             .with_options(options).prefetch(local)
 

@@ -297,13 +297,9 @@ class MaskRCNN:
         # step against 241 ms with 2.
         workers = workers if workers is not None else max(1, min(cpu - 1, 4))
 
-        def generator(seed, first_step=0):
-            return DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
-                                 no_augmentation_sources=no_augmentation_sources, seed=seed,
-                                 workers=workers, use_multiprocessing=use_multiprocessing,
-                                 first_step=first_step)
-
-        train_gen = generator(seed)
+        train_gen = DataGenerator(train_dataset, config, shuffle=True, augmentation=augmentation,
+                                  no_augmentation_sources=no_augmentation_sources, seed=seed,
+                                  workers=workers, use_multiprocessing=use_multiprocessing)
         seed = train_gen.seed
         val_gen = None if val_dataset is None else DataGenerator(
             val_dataset, config, shuffle=True, steps=config.VALIDATION_STEPS, seed=seed + 1,
@@ -335,36 +331,32 @@ class MaskRCNN:
                 guard.total = state.nonfinite_steps
             tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0,
                                                       write_graph=False)
-            several_workers = distributed.num_workers(self.strategy) > 1
+            # One endless input for all epochs (data_generator's docstring says why); each
+            # replica gets its slice of global batch k (see mrcnn.distributed). Validation
+            # restarts at its batch 0 every epoch: the same batches, comparable losses.
+            val_data = val_gen and distributed.distribute_batches(self.strategy, val_gen, 0)
 
-            def fit(gen, first_epoch, last_epoch, steps_per_epoch):
-                callbacks = [training.GeneratorEpoch(gen), tensorboard, guard, saver] + \
-                    list(custom_callbacks or [])
-                data, val_data = gen, val_gen
-                if several_workers:
-                    # Each replica gets its slice of global batch k (see mrcnn.distributed).
-                    data = distributed.distribute_batches(
-                        self.strategy, gen, first_epoch * steps + gen.first_step)
-                    val_data = val_gen and distributed.distribute_batches(self.strategy,
-                                                                          val_gen, 0)
+            def fit(first_batch, first_epoch, last_epoch, steps_per_epoch):
+                data = distributed.distribute_batches(self.strategy, train_gen, first_batch)
                 return trainer.fit(data, initial_epoch=first_epoch, epochs=last_epoch,
-                                   steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                                   steps_per_epoch=steps_per_epoch,
+                                   callbacks=[tensorboard, guard, saver] +
+                                   list(custom_callbacks or []),
                                    validation_data=val_data,
                                    validation_steps=config.VALIDATION_STEPS if val_gen else None,
-                                   # The generator orders its batches (seeded); Keras' shuffle
-                                   # would reorder them with Python's global random state.
-                                   shuffle=False, verbose=verbose)
+                                   shuffle=False,  # the stream is ordered and seeded
+                                   verbose=verbose)
 
             histories = []
             first = self.epoch
             if start_step:
                 # The rest of the interrupted epoch: its remaining batches, then Keras continues
                 # with whole epochs. Both fit calls share one traced train step.
-                histories.append(fit(generator(seed, start_step), first, first + 1,
+                histories.append(fit(first * steps + start_step, first, first + 1,
                                      steps - start_step))
                 first += 1
             if epochs > first and not trainer.stop_training:
-                histories.append(fit(train_gen, first, epochs, steps))
+                histories.append(fit(first * steps, first, epochs, steps))
         history = histories[-1]
         for earlier in histories[:-1]:
             history.epoch = earlier.epoch + history.epoch

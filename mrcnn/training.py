@@ -33,7 +33,7 @@ from mrcnn.layers.graph_utils import BatchNorm
 from mrcnn.ops.image_meta import active_class_ids_graph
 
 __all__ = ["LAYER_REGEX", "set_trainable", "TrainingModel", "CheckpointCallback",
-           "NonFiniteGuard", "NonFiniteLossError", "GeneratorEpoch", "capture_state",
+           "NonFiniteGuard", "NonFiniteLossError", "capture_state",
            "restore_state", "log_dir_for", "parse_checkpoint_path", "find_last_checkpoint",
            "compute_losses"]
 
@@ -427,19 +427,6 @@ def restore_state(trainer, state):
 
 
 # ---------------------------------------------------------------------- callbacks
-class GeneratorEpoch(keras.callbacks.Callback):
-    """Sets a DataGenerator's epoch to Keras' epoch index when each epoch begins (before any of
-    its batches is requested), so that step k of epoch e is the generator's global batch
-    e * steps + first_step + k, however often Keras calls the generator's on_epoch_end."""
-
-    def __init__(self, generator):
-        super().__init__()
-        self.generator = generator
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.generator.epoch = epoch
-
-
 class _Position(keras.callbacks.Callback):
     """Tracks the training position: self.epoch (Keras' 0-based index = epochs completed) and
     self.step (steps done in it). A resumed run's first epoch starts at start = (epoch, step)."""

@@ -177,3 +177,39 @@ def test_no_augmentation_sources_are_left_alone():
     plain = DataGenerator(ds, Cfg(), batch_size=1, steps=1)[0]
     np.testing.assert_array_equal(kept[0]["input_gt_boxes"], plain[0]["input_gt_boxes"])
     assert not np.array_equal(flipped[0]["input_gt_boxes"], plain[0]["input_gt_boxes"])
+
+
+class _FailingBoxDataset(BoxDataset):
+    def load_image(self, image_id):
+        if image_id == 2:
+            raise OSError("cannot decode the file")
+        return super().load_image(image_id)
+
+
+@pytest.mark.parametrize("workers, processes", [(1, False), (2, False), (2, True)])
+def test_iter_batches_yields_the_global_batches_in_order(workers, processes):
+    ds = _dataset(*[(10 + i, 20, 30 + i, 40) for i in range(7)])
+    ref = DataGenerator(ds, Cfg(), batch_size=2, steps=3, seed=4)
+    gen = DataGenerator(ds, Cfg(), batch_size=2, steps=3, seed=4, workers=workers,
+                        use_multiprocessing=processes)
+    stream = gen.iter_batches(5)
+    # Past any epoch boundary: batch k is the same function of k as batch(k).
+    for number in range(5, 12):
+        got, want = next(stream), ref.batch(number)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key} of {number}")
+    stream.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_iter_batches_names_the_image_that_failed(workers):
+    ds = _FailingBoxDataset()
+    ds.load([(10, 20, 30, 40)] * 4)
+    ds.prepare()
+    gen = DataGenerator(ds, Cfg(), batch_size=1, steps=4, seed=0, shuffle=False,
+                        workers=workers)
+    stream = gen.iter_batches(0)
+    next(stream), next(stream)  # images 0 and 1
+    with pytest.raises(OSError, match="cannot decode the file.*image_id 2 .*source 'box'"):
+        next(stream)

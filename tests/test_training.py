@@ -80,6 +80,38 @@ def test_thirty_steps_then_resume(tmp_path, shapes_datasets, monkeypatch):
     assert find_last_checkpoint(str(tmp_path), "tinytrain").endswith("_0004.h5")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_steps_see_the_global_batches_in_order(tmp_path, shapes_datasets, workers):
+    """Over epochs and the two train() calls of a learning-rate drop, step k trains on the
+    DataGenerator's global batch k (one endless input, not an iterator per epoch)."""
+    import keras
+
+    from mrcnn.data_generator import DataGenerator
+
+    train, val = shapes_datasets
+
+    class Config3(TrainConfig):
+        STEPS_PER_EPOCH = 3
+
+    config = Config3()
+    model = modellib.MaskRCNN("training", config, str(tmp_path))
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(model.trainer.step_image_ids.numpy().tolist())
+
+    for epochs, seed in ((2, 11), (3, 12)):
+        model.train(train, val, 0.001, epochs=epochs, layers="heads", seed=seed,
+                    workers=workers, verbose=0, custom_callbacks=[Record()])
+    ref = {seed: DataGenerator(train, config, seed=seed) for seed in (11, 12)}
+    want = [ref[11].batch(k)["input_image_meta"][:, 0].astype(int).tolist() for k in range(6)]
+    want += [ref[12].batch(k)["input_image_meta"][:, 0].astype(int).tolist()
+             for k in range(6, 9)]
+    assert seen == want
+
+
 def _tiny_keras_model():
     import keras
 

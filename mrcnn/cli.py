@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+from mrcnn.precision import PRECISION_CHOICES, resolve_precision
+
 __all__ = ["WEIGHT_MODES", "LAYER_CHOICES", "COCO_WEIGHTS_NAME", "HEAD_LAYERS", "TrainingTask",
            "add_training_arguments", "training_parser", "check_args", "resolve_weights",
            "load_initial_weights", "limit_images", "generated_data_parser",
@@ -118,7 +120,7 @@ def config_override(item):
 
 def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none",
                            dataset_help="the sample's dataset folder", coco_format=True,
-                           steps_per_epoch=None, learning_rate=None):
+                           steps_per_epoch=None, learning_rate=None, precision="float32"):
     """Adds the shared options to an argparse parser. The defaults given here are the
     sample's; --layers defaults to heads for --weights coco and all otherwise."""
     p = parser
@@ -156,6 +158,10 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
     p.add_argument("--limit", type=int, default=0,
                    help="use only the first N training and N validation images (0: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=precision,
+                   help="Config.MIXED_PRECISION: float32, mixed_bfloat16, mixed_float16, or "
+                        "auto (mixed_bfloat16 on a CPU with native bfloat16, float32 "
+                        f"elsewhere; mrcnn.precision). Default {precision}")
     p.add_argument("--set", type=config_override, nargs="+", action="extend", default=[],
                    metavar="ATTR=VALUE",
                    help="Config overrides on top of the sample's, VALUE a Python literal "
@@ -390,6 +396,8 @@ def _config_classes(task, args, train_set, replicas=1):
         overrides["LEARNING_RATE"] = args.lr
     if getattr(args, "mask_scoring", False):
         overrides["MASK_SCORING"] = True
+    if getattr(args, "precision", None):
+        overrides["MIXED_PRECISION"] = resolve_precision(args.precision)
     if train_set.num_classes != task.train_config.NUM_CLASSES:
         overrides["NUM_CLASSES"] = train_set.num_classes  # COCO JSON: its own categories
     user = dict(getattr(args, "set", None) or [])

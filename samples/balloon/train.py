@@ -81,6 +81,7 @@ def parse_args(argv=None):
 
     p = cli.training_parser(__doc__.split("\n\n")[0], "balloon", epochs=DEFAULT_EPOCHS,
                             lr_drop_epochs=DEFAULT_LR_DROP_EPOCHS, weights="none",
+                            precision="auto",
                             dataset_help="folder with train/ and val/ VIA annotations "
                                          "(e.g. ../shared/data/balloon)")
     p.add_argument("--backbone", choices=sorted(backbones()), default="mini",

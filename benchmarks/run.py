@@ -112,21 +112,30 @@ def _torchvision_model(size, train):
     return model.train() if train else model.eval()
 
 
-def case_torchvision(size, batch, warmup, runs):
+def _torch_precision(bf16):
+    """torch.autocast to bfloat16 on the CPU (--torch-bf16), else a no-op context."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def case_torchvision(size, batch, warmup, runs, bf16=False):
     import torch
 
     model = _torchvision_model(size, train=False)
     images = [torch.rand(3, size, size) for _ in range(batch)]
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), _torch_precision(bf16):
             model(images)
 
     seconds = _timed(run, warmup, runs)
     return {"seconds_per_image": seconds / batch, "images_per_second": batch / seconds}
 
 
-def case_torchvision_training(size, batch, warmup, runs):
+def case_torchvision_training(size, batch, warmup, runs, bf16=False):
     """SGD steps on random images with 3 box-shaped instances each."""
     import torch
 
@@ -145,7 +154,8 @@ def case_torchvision_training(size, batch, warmup, runs):
 
     def step():
         optimizer.zero_grad()
-        loss = sum(model(images, targets).values())
+        with _torch_precision(bf16):
+            loss = sum(model(images, targets).values())
         loss.backward()
         optimizer.step()
 
@@ -215,8 +225,10 @@ def _ratios(results):
 
 
 def _variant(r):
-    """' ATTR=VALUE' for each Config override of a case (--set, --xla); '' otherwise."""
-    return "".join(f" {k}={v}" for k, v in (r.get("overrides") or {}).items())
+    """' ATTR=VALUE' for each Config override of a case (--set, --xla), ' bf16 autocast' for
+    a torchvision case under --torch-bf16; '' otherwise."""
+    return "".join(f" {k}={v}" for k, v in (r.get("overrides") or {}).items()) + \
+        (" bf16 autocast" if r.get("bf16") else "")
 
 
 def _row(r):
@@ -265,6 +277,9 @@ def main(argv=None):
                    metavar="ATTR=VALUE",
                    help="Config overrides for the mrcnn cases, VALUE a Python literal "
                         "(e.g. RPN_CONV_CHANNELS=256)")
+    p.add_argument("--torch-bf16", action="store_true",
+                   help="run the torchvision cases under torch.autocast('cpu', bfloat16), to "
+                        "compare with --set MIXED_PRECISION=\"'mixed_bfloat16'\"")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -299,6 +314,8 @@ def main(argv=None):
                                   "batch": batch, "layers": layers})
             if problem is None:
                 cases.append({"kind": "torchvision_training", "size": size, "batch": batch})
+    if args.torch_bf16:
+        cases = [dict(c, bf16=True) if c["kind"] in TORCH_CASES else c for c in cases]
     overrides = dict(args.set)
     if overrides:
         cases = [c if c["kind"] in TORCH_CASES else dict(c, overrides=overrides) for c in cases]

@@ -73,11 +73,13 @@ class TrainingTask:
         both data formats; also gives the validation copy used for Keras' validation loss and
         the learning curve's per-epoch mAP. The final evaluation uses the unwrapped validation
         set. Optional.
+    expand_train(dataset, args) -> the training set alone grown further, after wrap_train
+        (e.g. a CopyPasteDataset of composites); the validation sets are not. Optional.
     """
 
     def __init__(self, name, train_config, inference_config, load_datasets, augmentation=None,
                  after_evaluation=None, config_overrides=None, wrap_train=None,
-                 inference_overrides=None):
+                 inference_overrides=None, expand_train=None):
         self.name = name
         self.train_config = train_config
         self.inference_config = inference_config
@@ -87,6 +89,7 @@ class TrainingTask:
         self.config_overrides = config_overrides or (lambda args: {})
         self.inference_overrides = inference_overrides or (lambda args: {})
         self.wrap_train = wrap_train or (lambda train, args: train)
+        self.expand_train = expand_train or (lambda train, args: train)
 
 
 def _weights_arg(value):
@@ -423,8 +426,10 @@ def run_training(task, args):
         train_set, val_set = load_coco_json_datasets(args, args.limit)
     else:
         train_set, val_set = task.load_datasets(args)
+    train_images = len(train_set.image_ids)
     train_set = task.wrap_train(train_set, args)
     val_during_training = task.wrap_train(val_set, args)
+    train_set = task.expand_train(train_set, args)
     strategy, chief = None, True
     if getattr(args, "strategy", "default") != "default":
         from mrcnn import distributed
@@ -436,7 +441,9 @@ def run_training(task, args):
     # The inference model (learning curve, evaluation) runs on one device.
     infer_cls = type(infer_cls.__name__, (infer_cls,), {"GPU_COUNT": 1})
     config = train_cls()
-    print(f"Training images: {len(train_set.image_ids)}, validation images: "
+    added = len(train_set.image_ids) - train_images
+    print(f"Training images: {train_images}" + (f" (+{added} generated)" if added else "") +
+          f", validation images: "
           f"{len(val_set.image_ids)}, classes: {train_set.class_names[1:]}")
 
     model = modellib.MaskRCNN("training", config, args.logs, strategy=strategy)
@@ -454,7 +461,7 @@ def run_training(task, args):
         curve = LearningCurve(
             inference, val_during_training, model.checkpoint_path, every=args.curve_every,
             stem=stem, initial=read_curve(stem + ".json", first) if first else None,
-            title=f"{task.name}: {len(train_set.image_ids)} training images, "
+            title=f"{task.name}: {train_images} training images, "
                   f"weights {os.path.basename(args.weights)}")
     augmentation = task.augmentation(args)
     high = max(args.epochs - args.lr_drop_epochs, 0)
@@ -495,7 +502,8 @@ def run_training(task, args):
         "epochs": model.epoch,
         "train_seconds": round(train_seconds, 1),
         "val_images": metrics["images"],
-        "train_images": len(train_set.image_ids),
+        "train_images": train_images,
+        "generated_train_images": added,
         "checkpoint": checkpoint,
         "weights": args.weights,
         "layers": args.layers,

@@ -32,6 +32,9 @@ from samples.balloon.balloon import BalloonConfig, BalloonDataset  # noqa: E402
 
 DEFAULT_EPOCHS = 60
 DEFAULT_LR_DROP_EPOCHS = 10
+DEFAULT_COPY_PASTE = 0
+DEFAULT_PASTE_SCALE = (0.25, 1.25)
+DEFAULT_MAX_PASTES = 4
 
 
 class BalloonTrainConfig(BalloonConfig):
@@ -99,6 +102,17 @@ def parse_args(argv=None):
     p.set_defaults(curve_every=2)
     p.add_argument("--no-augmentation", action="store_true",
                    help="train without imgaug augmentation")
+    p.add_argument("--copy-paste", type=int, default=DEFAULT_COPY_PASTE, metavar="N",
+                   help="add N copy-paste composites to the training photos: balloons cut "
+                        "from other photos, rescaled and pasted (mrcnn.copy_paste; default "
+                        f"{DEFAULT_COPY_PASTE}, 0: none)")
+    p.add_argument("--paste-scale", type=float, nargs=2, default=DEFAULT_PASTE_SCALE,
+                   metavar=("LOW", "HIGH"),
+                   help="range of the log-uniform size factor of a pasted balloon "
+                        f"(default {DEFAULT_PASTE_SCALE[0]} {DEFAULT_PASTE_SCALE[1]})")
+    p.add_argument("--max-pastes", type=int, default=DEFAULT_MAX_PASTES,
+                   help=f"at most this many balloons pasted per composite (default "
+                        f"{DEFAULT_MAX_PASTES})")
     args = p.parse_args(argv)
     if args.weights in ("coco", "imagenet") and "--backbone" not in " ".join(argv or sys.argv):
         args.backbone = "resnet101" if args.weights == "coco" else "resnet50"
@@ -170,6 +184,16 @@ def wrap_train(dataset, args):
     return DownscaledDataset(dataset, _image_size(args))
 
 
+def expand_train(dataset, args):
+    """--copy-paste N composites after the training photos (CopyPasteDataset)."""
+    if not args.copy_paste:
+        return dataset
+    from mrcnn.copy_paste import CopyPasteDataset
+
+    return CopyPasteDataset(dataset, args.copy_paste, seed=args.seed,
+                            max_pastes=args.max_pastes, scale_range=args.paste_scale)
+
+
 def after_evaluation(model, val, out_dir, args):
     """detections.png (four val photos) and splash.png (the first val photo)."""
     import skimage.io
@@ -195,7 +219,8 @@ def main(argv=None):
                             load_datasets, augmentation=augmentation,
                             after_evaluation=after_evaluation,
                             config_overrides=config_overrides, wrap_train=wrap_train,
-                            inference_overrides=inference_overrides)
+                            inference_overrides=inference_overrides,
+                            expand_train=expand_train)
     return cli.run_training(task, args)
 
 

@@ -159,10 +159,14 @@ def test_balloon_train_limit_4_writes_metrics_then_resumes(tmp_path, capsys):
     from samples.balloon import train
 
     logs, out = tmp_path / "logs", tmp_path / "out"
-    common = ["--dataset", BALLOON, "--limit", "4", "--logs", str(logs), "--out", str(out)]
+    common = ["--dataset", BALLOON, "--limit", "4", "--logs", str(logs), "--out", str(out),
+              "--copy-paste", "6"]
     summary = train.main(common + ["--weights", "none"] + TINY)
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == str(out / "metrics.json")
+    # Copy-paste composites are added to the training set only.
+    assert "Training images: 4 (+6 generated), validation images: 4" in printed
+    assert summary["generated_train_images"] == 6
     assert any(line.startswith("Checkpoints: ") and str(logs) in line for line in printed)
     saved = _check_run(summary, out, 4)
     assert saved["train_images"] == 4 and saved["steps"] == 2 and saved["epochs"] == 1

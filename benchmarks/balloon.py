@@ -92,6 +92,8 @@ def main(argv=None):
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
                        str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
                        "--out", os.path.join(ROOT, "results", "balloon_shapes_pretraining")]
+        if "--backbone" in train_args:  # the same trunk, so that it loads by name
+            shapes_args += train_args[train_args.index("--backbone"):][:2]
         commands.append("python samples/shapes/train.py " + " ".join(shapes_args))
         shapes_summary = shapes_train.main(shapes_args)
         train_args += ["--weights", shapes_summary["checkpoint"]]

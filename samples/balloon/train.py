@@ -32,9 +32,9 @@ from samples.balloon.balloon import BalloonConfig, BalloonDataset  # noqa: E402
 
 DEFAULT_EPOCHS = 60
 DEFAULT_LR_DROP_EPOCHS = 10
-DEFAULT_COPY_PASTE = 0
-DEFAULT_PASTE_SCALE = (0.25, 1.25)
-DEFAULT_MAX_PASTES = 4
+DEFAULT_COPY_PASTE = 1000
+DEFAULT_PASTE_SCALE = (0.2, 1.5)
+DEFAULT_MAX_PASTES = 6
 
 
 class BalloonTrainConfig(BalloonConfig):
@@ -54,8 +54,9 @@ class BalloonTrainConfig(BalloonConfig):
     RPN_CONV_CHANNELS = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 512
     MASK_HEAD_CHANNELS = 128
-    # Balloons at 320 px span about 8 to 300 pixels.
-    RPN_ANCHOR_SCALES = (16, 32, 64, 128, 256)
+    # Balloons at 320 px span 4 to 300 pixels (train: median 50, val: median 37, 14 of 50
+    # under 16); copy-paste composites add smaller ones still.
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
     RPN_TRAIN_ANCHORS_PER_IMAGE = 128
     PRE_NMS_LIMIT = 3000
     POST_NMS_ROIS_TRAINING = 500
@@ -64,6 +65,9 @@ class BalloonTrainConfig(BalloonConfig):
     MAX_GT_INSTANCES = 30
     DETECTION_MAX_INSTANCES = 30
     DETECTION_MIN_CONFIDENCE = 0.7
+    # Balloons come in bunches whose boxes overlap: matterport's 0.3 suppresses some of them;
+    # 0.5 is torchvision's and detectron2's default.
+    DETECTION_NMS_THRESHOLD = 0.5
 
 
 class BalloonInferenceConfig(BalloonTrainConfig):

@@ -52,23 +52,42 @@ class ShapesTrainConfig(ShapesConfig):
     MASKIOU_FC_SIZE = 512
 
 
-def mini_backbone(input_image, stage5=True, train_bn=True):
-    """A small ResNet (one bottleneck block per stage, 1/8 of ResNet-50's widths) with
-    matterport's layer names and strides 4..32; a callable BACKBONE for quick CPU runs."""
+def _small_resnet(input_image, train_bn, width, blocks):
+    """A ResNet-50-shaped trunk with `width` times its channels and `blocks` bottleneck blocks
+    in stages 2..5, matterport's layer names (conv1, res2a_branch2a, ..., res5?) and strides
+    4..32. Returns [C1, C2, C3, C4, C5]."""
     from keras import layers as KL
 
-    from mrcnn.backbone.resnet import _bn, conv_block
+    from mrcnn.backbone.resnet import _bn, conv_block, identity_block
 
     x = KL.ZeroPadding2D((3, 3))(input_image)
-    x = KL.Conv2D(32, (7, 7), strides=(2, 2), name="conv1")(x)
+    x = KL.Conv2D(max(8, int(64 * width * 2)), (7, 7), strides=(2, 2), name="conv1")(x)
     x = _bn("bn_conv1", train_bn)(x)
     x = KL.Activation("relu")(x)
-    c1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
-    c2 = conv_block(x, 3, [16, 16, 64], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
-    c3 = conv_block(c2, 3, [32, 32, 128], stage=3, block="a", train_bn=train_bn)
-    c4 = conv_block(c3, 3, [64, 64, 256], stage=4, block="a", train_bn=train_bn)
-    c5 = conv_block(c4, 3, [128, 128, 512], stage=5, block="a", train_bn=train_bn)
-    return [c1, c2, c3, c4, c5]
+    outputs = [KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)]
+    x = outputs[0]
+    for stage, count in zip((2, 3, 4, 5), blocks):
+        f = int(64 * width * 2 ** (stage - 2))
+        filters = [f, f, 4 * f]
+        x = conv_block(x, 3, filters, stage=stage, block="a",
+                       strides=(1, 1) if stage == 2 else (2, 2), train_bn=train_bn)
+        for b in range(1, count):
+            x = identity_block(x, 3, filters, stage=stage, block=chr(ord("a") + b),
+                               train_bn=train_bn)
+        outputs.append(x)
+    return outputs
+
+
+def mini_backbone(input_image, stage5=True, train_bn=True):
+    """A small ResNet (one bottleneck block per stage, a quarter of ResNet-50's widths) with
+    matterport's layer names and strides 4..32; a callable BACKBONE for quick CPU runs."""
+    return _small_resnet(input_image, train_bn, 0.25, (1, 1, 1, 1))
+
+
+def small_backbone(input_image, stage5=True, train_bn=True):
+    """Twice the mini backbone's depth in stages 3 and 4 (1, 2, 2, 1 blocks) at half of
+    ResNet-50's widths."""
+    return _small_resnet(input_image, train_bn, 0.5, (1, 2, 2, 1))
 
 
 def mini_backbone_shapes(image_shape):
@@ -91,6 +110,8 @@ BACKBONES = {
     "resnext101_32x8d": {"BACKBONE": "resnext101_32x8d", **_TORCHVISION_TRUNK},
     "mini": {"BACKBONE": mini_backbone, "COMPUTE_BACKBONE_SHAPE": mini_backbone_shapes,
              "MASK_POOL_SIZE": 7, "MASK_SHAPE": [14, 14]},
+    "small": {"BACKBONE": small_backbone, "COMPUTE_BACKBONE_SHAPE": mini_backbone_shapes,
+              "MASK_POOL_SIZE": 7, "MASK_SHAPE": [14, 14]},
 }
 
 

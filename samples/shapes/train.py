@@ -129,7 +129,8 @@ def parse_args(argv=None):
                                   lr_drop_epochs=8, precision="auto")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
-                        "resnet50/resnet101: the full model")
+                        "small: twice its width, 6 blocks instead of 4; resnet50/resnet101: "
+                        "the full model")
     p.set_defaults(curve_every=5)
     return cli.check_generated_args(p.parse_args(argv), p)
 

@@ -165,7 +165,8 @@ def test_balloon_train_limit_4_writes_metrics_then_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == str(out / "metrics.json")
     # Copy-paste composites are added to the training set only.
-    assert "Training images: 4 (+6 generated), validation images: 4" in printed
+    assert "Training images: 4 (+6 generated), validation images: 4, classes: ['balloon']" \
+        in printed
     assert summary["generated_train_images"] == 6
     assert any(line.startswith("Checkpoints: ") and str(logs) in line for line in printed)
     saved = _check_run(summary, out, 4)

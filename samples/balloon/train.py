@@ -8,10 +8,11 @@
     python samples/balloon/train.py --dataset ../shared/data/balloon \\
         --weights logs/shapes<run>/mask_rcnn_shapes_0010.h5     # start from a shapes model
 
-Defaults train from random initialisation (--weights none) on the 61 training photos and
-evaluate on the 13 validation photos at full resolution: dataset-level mask and box mAP@0.5,
-COCO mask/box AP and per-image figures go to results/balloon/metrics.json (the last line
-printed), with detections.png, splash.png and the learning curve curve.png beside it.
+Defaults train from random initialisation (--weights none) on the 61 training photos plus
+1,000 copy-paste composites of them (--copy-paste; mrcnn.copy_paste) and evaluate on the 13
+validation photos at full resolution: dataset-level mask and box mAP@0.5, COCO mask/box AP and
+per-image figures go to results/balloon/metrics.json (the last line printed), with
+detections.png, splash.png and the learning curve curve.png beside it.
 A checkpoint of another dataset (--weights PATH, e.g. a model of samples/shapes/train.py) loads
 by name without its class-specific layers; benchmarks/balloon.py trains such a shapes model from
 random weights first and then the balloon model from it (the README's figure).

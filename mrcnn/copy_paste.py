@@ -26,6 +26,7 @@ import numpy as np
 
 from mrcnn.dataset import Dataset
 from mrcnn.ops.image import resize
+from mrcnn.ops.masks import extract_bboxes
 
 __all__ = ["CopyPasteDataset", "paste_instance"]
 
@@ -38,26 +39,23 @@ def paste_instance(image, masks, class_ids, patch, patch_mask, class_id, y, x, m
     y, x: the patch's top-left corner in image pixels; the patch may reach over the border
         (the part outside is cut off).
     Returns image [H, W, C], masks [H, W, M], class_ids [M] (new arrays): the pasted instance
-    is the last one; earlier instances lose the pixels it covers, and those left with fewer
-    than min_pixels pixels are dropped. An instance whose visible part is empty is not added.
+    is the last one; earlier instances lose the pixels it covers. Every instance left with
+    fewer than min_pixels visible pixels, the pasted one included, is dropped (the image keeps
+    the pasted pixels either way).
     """
     H, W = image.shape[:2]
     h, w = patch_mask.shape
     y1, x1, y2, x2 = max(y, 0), max(x, 0), min(y + h, H), min(x + w, W)
     image, masks = image.copy(), np.asarray(masks, bool)
     class_ids = np.asarray(class_ids, np.int32)
-    if y1 >= y2 or x1 >= x2:
-        return image, masks.copy(), class_ids.copy()
     new = np.zeros((H, W), bool)
-    new[y1:y2, x1:x2] = patch_mask[y1 - y:y2 - y, x1 - x:x2 - x]
-    if not new.any():
-        return image, masks.copy(), class_ids.copy()
-    image[new] = patch[y1 - y:y2 - y, x1 - x:x2 - x][new[y1:y2, x1:x2]]
-    masks = masks & ~new[:, :, None]
-    keep = masks.sum(axis=(0, 1)) >= min_pixels
-    masks = np.concatenate([masks[:, :, keep], new[:, :, None]], axis=2)
-    class_ids = np.concatenate([class_ids[keep], np.int32([class_id])])
-    return image, masks, class_ids
+    if y1 < y2 and x1 < x2:
+        new[y1:y2, x1:x2] = patch_mask[y1 - y:y2 - y, x1 - x:x2 - x]
+        image[new] = patch[y1 - y:y2 - y, x1 - x:x2 - x][new[y1:y2, x1:x2]]
+    masks = np.concatenate([masks & ~new[:, :, None], new[:, :, None]], axis=2)
+    class_ids = np.concatenate([class_ids, np.int32([class_id])])
+    keep = masks.sum(axis=(0, 1)) >= max(min_pixels, 1)
+    return image, masks[:, :, keep], class_ids[keep]
 
 
 class CopyPasteDataset(Dataset):
@@ -121,8 +119,7 @@ class CopyPasteDataset(Dataset):
         masks, class_ids = self.base.load_mask(donor)
         masks = np.asarray(masks, bool)
         k = int(rng.integers(masks.shape[-1]))
-        ys, xs = np.nonzero(masks[:, :, k])
-        y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        y1, x1, y2, x2 = extract_bboxes(masks[:, :, k:k + 1])[0]
         patch, mask = image[y1:y2, x1:x2], masks[y1:y2, x1:x2, k]
         low, high = np.log(self.scale_range)
         scale = float(np.exp(rng.uniform(low, high)))
@@ -151,8 +148,7 @@ class CopyPasteDataset(Dataset):
             image, masks, class_ids = paste_instance(
                 image, masks, class_ids, patch, mask, class_id, int(cy - h // 2),
                 int(cx - w // 2), self.min_pixels)
-        keep = masks.sum(axis=(0, 1)) >= self.min_pixels
-        return image, masks[:, :, keep], np.asarray(class_ids, np.int32)[keep]
+        return image, masks, class_ids
 
     def _load(self, image_id):
         image_id = int(image_id)

@@ -61,7 +61,7 @@ def _small_resnet(input_image, train_bn, width, blocks):
     from mrcnn.backbone.resnet import _bn, conv_block, identity_block
 
     x = KL.ZeroPadding2D((3, 3))(input_image)
-    x = KL.Conv2D(max(8, int(64 * width * 2)), (7, 7), strides=(2, 2), name="conv1")(x)
+    x = KL.Conv2D(int(128 * width), (7, 7), strides=(2, 2), name="conv1")(x)
     x = _bn("bn_conv1", train_bn)(x)
     x = KL.Activation("relu")(x)
     outputs = [KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)]

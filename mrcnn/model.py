@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import builder, checkpoints, distributed, inference, training
+from mrcnn import builder, checkpoints, distributed, inference, precision, training
 from mrcnn import weights as weights_io
 from mrcnn.backbone import build_backbone, fpn_graph
 from mrcnn.backbone.resnet import conv_block, identity_block, resnet_graph
@@ -240,7 +240,9 @@ class MaskRCNN:
 
     def compile(self, learning_rate, momentum):
         """SGD with momentum and per-weight gradient norm clipping (clipping sees the unscaled
-        gradients under mixed_float16's loss scaling); losses in the train step."""
+        gradients under mixed_float16's loss scaling); losses in the train step. Warns when
+        mixed_float16 would train on a CPU (precision.warn_if_slow_training)."""
+        precision.warn_if_slow_training(self.config.MIXED_PRECISION)
         with self.strategy.scope():
             optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
                                              clipnorm=self.config.GRADIENT_CLIP_NORM)

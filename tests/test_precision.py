@@ -4,7 +4,12 @@
 import pytest
 
 from mrcnn import cli
-from mrcnn.precision import PRECISION_CHOICES, cpu_has_native_bfloat16, resolve_precision
+from mrcnn.precision import (
+    PRECISION_CHOICES,
+    cpu_has_native_bfloat16,
+    resolve_precision,
+    warn_if_slow_training,
+)
 
 ZEN4 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f "
         "avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f "
@@ -64,3 +69,12 @@ def test_precision_option_sets_the_config_and_set_still_wins(capsys):
     with pytest.raises(SystemExit):
         shapes_train.parse_args(["--precision", "half"])
     assert "--precision: invalid choice: 'half'" in capsys.readouterr().err
+
+
+def test_float16_training_without_gpu_warns_and_nothing_else_does(recwarn):
+    with pytest.warns(UserWarning, match="mixed_bfloat16"):
+        assert warn_if_slow_training("mixed_float16", has_gpu=False)
+    assert not warn_if_slow_training("mixed_float16", has_gpu=True)
+    for name in (None, "mixed_bfloat16"):
+        assert not warn_if_slow_training(name, has_gpu=False)
+    assert not recwarn.list

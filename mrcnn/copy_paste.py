@@ -7,7 +7,9 @@ The wrapper keeps every image of the base dataset (same ids, first) and adds `co
 images after them. Composite i is a base photo (the background, with its own instances) onto
 which 1 to `max_pastes` instances cut from other base photos are pasted, each rescaled by a
 random factor (log-uniform in `scale_range`, relative to its size in its own photo), flipped
-left-right at random and placed at a random position (its centre inside the background). A
+left-right at random and placed at a random position (its centre inside the background), or,
+with probability `near_prob`, beside an instance already in the image (touching it or
+overlapping its edge, in a random direction), which makes bunches of touching instances. A
 pasted instance occludes what lies under it: earlier masks lose those pixels, and an instance
 left with fewer than `min_pixels` pixels is dropped. Everything about composite i is drawn
 from numpy.random.default_rng([seed, i]), so load_image(i) and load_mask(i) agree, and the
@@ -58,6 +60,25 @@ def paste_instance(image, masks, class_ids, patch, patch_mask, class_id, y, x, m
     return image, masks[:, :, keep], class_ids[keep]
 
 
+def _beside(mask, h, w, rng):
+    """A centre (y, x) for an [h, w] patch beside the instance of mask [H, W]: in a random
+    direction from the instance's box centre, at 0.7 to 1.0 times the distance at which the
+    two boxes' inscribed ellipses would just touch; clipped to the image."""
+    y1, x1, y2, x2 = extract_bboxes(mask[:, :, None])[0]
+    angle = rng.uniform(0, 2 * np.pi)
+    dy, dx = np.sin(angle), np.cos(angle)
+    # Radius of an axis-aligned ellipse with semi-axes (a, b) in direction (dy, dx).
+    def radius(a, b):
+        return a * b / max(np.hypot(b * dy, a * dx), 1e-6)
+
+    distance = (radius((y2 - y1) / 2, (x2 - x1) / 2) + radius(h / 2, w / 2)) * \
+        rng.uniform(0.7, 1.0)
+    H, W = mask.shape
+    cy = int(np.clip(round((y1 + y2) / 2 + distance * dy), 0, H - 1))
+    cx = int(np.clip(round((x1 + x2) / 2 + distance * dx), 0, W - 1))
+    return cy, cx
+
+
 class CopyPasteDataset(Dataset):
     """Wraps a prepared Dataset; see the module docstring.
 
@@ -67,10 +88,12 @@ class CopyPasteDataset(Dataset):
     max_pastes: at most this many instances pasted per composite (at least 1).
     scale_range: (low, high) of the log-uniform factor applied to a pasted instance's size.
     min_pixels: an instance with fewer visible pixels than this is dropped (pasted or occluded).
+    near_prob: the probability that a paste goes beside an instance already in the image
+        (0: always at a uniformly random position, as in the paper).
     """
 
     def __init__(self, base, count, seed=0, max_pastes=4, scale_range=(0.25, 1.25),
-                 min_pixels=9, cache_size=64):
+                 min_pixels=9, cache_size=64, near_prob=0.0):
         super().__init__()
         low, high = (float(v) for v in scale_range)
         if count < 0:
@@ -80,7 +103,9 @@ class CopyPasteDataset(Dataset):
         if not 0 < low <= high:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got "
                              f"{scale_range}")
-        self.base = base
+        if not 0 <= near_prob <= 1:
+            raise ValueError(f"near_prob must be in [0, 1], got {near_prob}")
+        self.base, self.near_prob = base, float(near_prob)
         self.count, self.seed, self.max_pastes = int(count), int(seed), int(max_pastes)
         self.scale_range, self.min_pixels = (low, high), int(min_pixels)
         self.class_info = base.class_info
@@ -143,8 +168,11 @@ class CopyPasteDataset(Dataset):
         donors = self.donors()
         for _ in range(int(rng.integers(1, self.max_pastes + 1))):
             patch, mask, class_id = self._cut(int(rng.choice(donors)), rng)
-            cy, cx = rng.integers(H), rng.integers(W)
             h, w = mask.shape
+            if self.near_prob and masks.shape[-1] and rng.random() < self.near_prob:
+                cy, cx = _beside(masks[:, :, int(rng.integers(masks.shape[-1]))], h, w, rng)
+            else:
+                cy, cx = rng.integers(H), rng.integers(W)
             image, masks, class_ids = paste_instance(
                 image, masks, class_ids, patch, mask, class_id, int(cy - h // 2),
                 int(cx - w // 2), self.min_pixels)

@@ -5,6 +5,7 @@ import pytest
 
 from mrcnn.copy_paste import CopyPasteDataset, paste_instance
 from mrcnn.dataset import Dataset
+from mrcnn.ops.masks import extract_bboxes
 
 
 def test_paste_occludes_earlier_masks_and_clips_at_the_border():
@@ -112,12 +113,36 @@ def test_scale_range_resizes_pasted_instances():
         assert masks[:, :, -1].sum() <= 96
 
 
+def _touches(box, other):
+    """Boxes (y1, x1, y2, x2), y2/x2 exclusive, overlap or share an edge."""
+    return box[0] <= other[2] and other[0] <= box[2] and box[1] <= other[3] and \
+        other[1] <= box[3]
+
+
+@pytest.mark.parametrize("near_prob,all_touch", [(1.0, True), (0.0, False)])
+def test_near_prob_pastes_beside_an_instance(near_prob, all_touch):
+    """Every paste beside the background's square when near_prob is 1; without it, some land
+    away from it (so the check can fail)."""
+    base = Squares(3)
+    ds = CopyPasteDataset(base, count=30, seed=1, max_pastes=1, scale_range=(1.0, 1.0),
+                          min_pixels=1, near_prob=near_prob)
+    square = (8, 16, 24, 40)
+    touching = []
+    for i in range(3, 33):
+        masks, _ = ds.load_mask(i)
+        pasted = extract_bboxes(masks[:, :, -1:])[0]
+        touching.append(_touches(pasted, square))
+    assert all(touching) if all_touch else not all(touching)
+
+
 def test_bad_arguments_are_refused():
     base = Squares(2)
     with pytest.raises(ValueError, match="count"):
         CopyPasteDataset(base, count=-1)
     with pytest.raises(ValueError, match="scale_range"):
         CopyPasteDataset(base, count=1, scale_range=(0.0, 1.0))
+    with pytest.raises(ValueError, match="near_prob"):
+        CopyPasteDataset(base, count=1, near_prob=1.5)
     with pytest.raises(ValueError, match="max_pastes"):
         CopyPasteDataset(base, count=1, max_pastes=0)
     with pytest.raises(ValueError, match="at least one base image with an instance"):

@@ -36,6 +36,7 @@ DEFAULT_LR_DROP_EPOCHS = 10
 DEFAULT_COPY_PASTE = 1000
 DEFAULT_PASTE_SCALE = (0.2, 1.5)
 DEFAULT_MAX_PASTES = 6
+DEFAULT_PASTE_NEAR = 0.0
 
 
 class BalloonTrainConfig(BalloonConfig):
@@ -118,6 +119,10 @@ def parse_args(argv=None):
     p.add_argument("--max-pastes", type=int, default=DEFAULT_MAX_PASTES,
                    help=f"at most this many balloons pasted per composite (default "
                         f"{DEFAULT_MAX_PASTES})")
+    p.add_argument("--paste-near", type=float, default=DEFAULT_PASTE_NEAR, metavar="P",
+                   help="probability that a pasted balloon goes beside one already in the "
+                        "photo, making bunches of touching balloons (default "
+                        f"{DEFAULT_PASTE_NEAR})")
     args = p.parse_args(argv)
     if args.weights in ("coco", "imagenet") and "--backbone" not in " ".join(argv or sys.argv):
         args.backbone = "resnet101" if args.weights == "coco" else "resnet50"
@@ -196,7 +201,8 @@ def expand_train(dataset, args):
     from mrcnn.copy_paste import CopyPasteDataset
 
     return CopyPasteDataset(dataset, args.copy_paste, seed=args.seed,
-                            max_pastes=args.max_pastes, scale_range=args.paste_scale)
+                            max_pastes=args.max_pastes, scale_range=args.paste_scale,
+                            near_prob=args.paste_near)
 
 
 def after_evaluation(model, val, out_dir, args):

@@ -359,6 +359,31 @@ def test_detect_as_demo_calls_it(model):
     assert n > 0 and r["masks"].shape == (90, 120, n) and r["rois"].shape == (n, 4)
 
 
+@pytest.mark.slow  # builds and traces a second model
+def test_detect_calls_an_overridden_unmold_detections(tmp_path):
+    """matterport's detect() unmolded through self.unmold_detections, so subclasses that
+    override it (to filter or post-process) keep working."""
+    calls = []
+
+    class TopOne(modellib.MaskRCNN):
+        def unmold_detections(self, detections, mrcnn_mask, original_image_shape,
+                              image_shape, window):
+            calls.append((original_image_shape, tuple(image_shape), tuple(window)))
+            boxes, class_ids, scores, masks = super().unmold_detections(
+                detections, mrcnn_mask, original_image_shape, image_shape, window)
+            return boxes[:1], class_ids[:1], scores[:1] * 0 + 0.5, masks[:, :, :1]
+
+    model = TopOne("inference", _config(), str(tmp_path))
+    images = [np.random.default_rng(i).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+              for i in range(2)]
+    results = model.detect(images)
+    assert [c[0] for c in calls] == [(90, 120, 3), (90, 120, 3)]
+    for r in results:
+        assert set(r) == {"rois", "class_ids", "scores", "masks"}
+        assert r["rois"].shape == (1, 4) and r["masks"].shape == (90, 120, 1)
+        assert r["scores"].tolist() == [0.5]
+
+
 def test_mold_inputs(model):
     config = model.config
     image = np.random.default_rng(2).integers(0, 255, (64, 100, 3), dtype=np.uint8)

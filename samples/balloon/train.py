@@ -119,6 +119,10 @@ def parse_args(argv=None):
     p.add_argument("--max-pastes", type=int, default=DEFAULT_MAX_PASTES,
                    help=f"at most this many balloons pasted per composite (default "
                         f"{DEFAULT_MAX_PASTES})")
+    p.add_argument("--hue-shift", type=int, default=0, metavar="H",
+                   help="also turn the hue of half the training images by up to H (imgaug's "
+                        "AddToHue units, 255 = a full turn; default 0: off), so that colour "
+                        "alone does not make a balloon")
     p.add_argument("--paste-near", type=float, default=DEFAULT_PASTE_NEAR, metavar="P",
                    help="probability that a pasted balloon goes beside one already in the "
                         "photo, making bunches of touching balloons (default "
@@ -157,7 +161,9 @@ def inference_overrides(args):
 
 
 def augmentation(args):
-    """Flips, scale/shift/rotation, and brightness/colour changes (imgaug)."""
+    """Flips, scale/shift/rotation, and brightness/colour changes (imgaug); with --hue-shift H,
+    half the images also have their hue turned by up to H (imgaug's units: 255 = a full
+    turn)."""
     if args.no_augmentation:
         return None
     import imgaug.augmenters as iaa
@@ -168,7 +174,8 @@ def augmentation(args):
                                       rotate=(-10, 10))),
         iaa.Sometimes(0.5, iaa.Multiply((0.7, 1.3))),
         iaa.Sometimes(0.3, iaa.AddToHueAndSaturation((-20, 20))),
-    ])
+    ] + ([iaa.Sometimes(0.5, iaa.AddToHue((-args.hue_shift, args.hue_shift)))]
+         if args.hue_shift else []))
 
 
 def load_datasets(args):

@@ -355,3 +355,22 @@ def test_short_seeded_training_on_real_photos_lowers_the_loss(tmp_path):
     assert sum(r["gt"] for r in summary["per_image"]) == 50
     assert 0.0 <= summary["mask_mAP50"] <= 1.0
     assert os.path.isfile(summary["splash"]) and os.path.isfile(summary["curve"])
+
+
+def test_hue_shift_turns_colours_and_leaves_masks_alone():
+    """--hue-shift adds a hue rotation that changes a red patch's colour, and it is not one of
+    the augmenters applied to masks (so masks keep their shape under it)."""
+    pytest.importorskip("imgaug")
+    from mrcnn.data_generator import MASK_AUGMENTERS
+    from samples.balloon import train
+
+    plain = train.augmentation(train.parse_args(["--dataset", "x"]))
+    turned = train.augmentation(train.parse_args(["--dataset", "x", "--hue-shift", "255"]))
+    names = [type(a.then_list[0]).__name__ for a in turned if hasattr(a, "then_list")]
+    assert "AddToHue" in names and len(turned) == len(plain) + 1
+    assert "AddToHue" not in MASK_AUGMENTERS
+    hue = turned[-1].then_list[0]
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 200
+    colours = {tuple(hue.to_deterministic().augment_image(red)[4, 4]) for _ in range(20)}
+    assert len(colours) > 5 and any(c[2] > c[0] for c in colours)  # some turn blue

@@ -9,7 +9,7 @@ from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.ops.keypoints import heatmaps_to_keypoints
 from mrcnn.ops.masks import unmold_masks
 
-__all__ = ["mold_inputs", "unmold_detections", "unmold_detections_dict"]
+__all__ = ["mold_inputs", "unmold_detections", "unmold_detections_dict", "unmold_detections_with"]
 
 
 def mold_inputs(images, config):
@@ -89,3 +89,19 @@ def unmold_detections_dict(detections, mrcnn_mask, original_image_shape, image_s
     if mask_scores is not None:
         result["mask_scores"] = np.asarray(mask_scores)[rows][keep].astype(np.float32)
     return result
+
+
+def unmold_detections_with(unmold, detections, mrcnn_mask, original_shapes, image_shape,
+                           windows, keypoint_maps=None):
+    """detect()'s dicts from a matterport-style unmold function (a subclass's override of
+    MaskRCNN.unmold_detections), called once per image as matterport's detect() called it:
+    unmold(detections[i], mrcnn_mask[i], original_shapes[i], image_shape, windows[i]
+    [, keypoint_maps[i]]) -> (rois, class_ids, scores, masks[, keypoints]). No mask_scores:
+    the function may drop or reorder detections."""
+    results = []
+    for i, (shape, window) in enumerate(zip(original_shapes, windows)):
+        extra = () if keypoint_maps is None else (keypoint_maps[i],)
+        out = unmold(detections[i], mrcnn_mask[i], shape, image_shape, window, *extra)
+        keys = ("rois", "class_ids", "scores", "masks", "keypoints")[:len(out)]
+        results.append(dict(zip(keys, out)))
+    return results

@@ -437,8 +437,9 @@ class MaskRCNN:
         keypoint_maps = outputs.get("mrcnn_keypoint")
         mask_scores = outputs.get("mrcnn_mask_scores")
         if type(self).unmold_detections is not MaskRCNN.unmold_detections:
-            return self._unmold_with_override(outputs, molded_images, original_shapes,
-                                              windows, keypoint_maps)
+            return inference.unmold_detections_with(
+                self.unmold_detections, outputs["mrcnn_detection"], outputs["mrcnn_mask"],
+                original_shapes, molded_images.shape[1:], windows, keypoint_maps)
         results = []
         for i, (shape, window) in enumerate(zip(original_shapes, windows)):
             results.append(inference.unmold_detections_dict(
@@ -446,21 +447,6 @@ class MaskRCNN:
                 molded_images[i].shape, window,
                 None if keypoint_maps is None else keypoint_maps[i],
                 None if mask_scores is None else mask_scores[i]))
-        return results
-
-    def _unmold_with_override(self, outputs, molded_images, original_shapes, windows,
-                              keypoint_maps):
-        """A subclass's unmold_detections, called as matterport's detect() called it (plus
-        keypoint_maps for a keypoint model); its tuple becomes the result dict. mask_scores
-        are left out: the override may drop or reorder detections."""
-        results = []
-        for i, (shape, window) in enumerate(zip(original_shapes, windows)):
-            extra = () if keypoint_maps is None else (keypoint_maps[i],)
-            out = self.unmold_detections(outputs["mrcnn_detection"][i],
-                                         outputs["mrcnn_mask"][i], shape,
-                                         molded_images[i].shape, window, *extra)
-            keys = ("rois", "class_ids", "scores", "masks", "keypoints")[:len(out)]
-            results.append(dict(zip(keys, out)))
         return results
 
     def detect_molded(self, molded_images, image_metas, verbose=0):

@@ -29,7 +29,7 @@ class ShapesTrainConfig(ShapesConfig):
 
     BACKBONE = "resnet50"
     # A quarter of matterport's widths (FPN, RPN conv, box and mask heads): a training step
-    # takes about half the time of the half-width model's, and 36 epochs reach mask mAP@0.5
+    # takes about half the time of the half-width model's, and 28 epochs reach mask mAP@0.5
     # 0.95 (README, Results).
     TOP_DOWN_PYRAMID_SIZE = 64
     RPN_CONV_CHANNELS = 64
@@ -125,8 +125,8 @@ class ShapesInferenceConfig(ShapesTrainConfig):
 def parse_args(argv=None):
     from mrcnn import cli
 
-    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=36,
-                                  lr_drop_epochs=8, precision="auto")
+    p = cli.generated_data_parser(__doc__.split("\n\n")[0], "shapes", epochs=28,
+                                  lr_drop_epochs=6, precision="auto")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mini",
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "small: twice its width, 6 blocks instead of 4; resnet50/resnet101: "

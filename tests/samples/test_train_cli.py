@@ -66,7 +66,7 @@ def test_sample_parsers_share_the_shape(capsys):
     assert (a.weights, a.epochs, a.layers) == ("last", 2, "all")
     a = shapes_train.parse_args([])
     assert (a.epochs, a.lr_drop_epochs, a.val_images, a.weights, a.backbone, a.precision) == \
-        (36, 8, 50, "none", "mini", "auto")
+        (28, 6, 50, "none", "mini", "auto")
     assert coco_train.parse_args(["--dataset", "d"]).precision == "float32"
     assert balloon_train.parse_args(["--dataset", "d"]).precision == "auto"
     for module, argv in ((balloon_train, []), (coco_train, []),

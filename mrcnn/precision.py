@@ -50,6 +50,11 @@ def _has_gpu():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def _gpu_present(has_gpu):
+    """has_gpu as given, or TensorFlow's answer when it is None."""
+    return _has_gpu() if has_gpu is None else has_gpu
+
+
 def resolve_precision(name, cpuinfo="/proc/cpuinfo", has_gpu=None):
     """Config.MIXED_PRECISION for a precision name of PRECISION_CHOICES: "float32" -> None,
     "mixed_bfloat16", "mixed_float16", and "auto" -> "mixed_bfloat16" on a machine without a
@@ -62,8 +67,7 @@ def resolve_precision(name, cpuinfo="/proc/cpuinfo", has_gpu=None):
         return _BY_NAME[name]
     if not cpu_has_native_bfloat16(cpuinfo):
         return None
-    gpu = _has_gpu() if has_gpu is None else has_gpu
-    return None if gpu else "mixed_bfloat16"
+    return None if _gpu_present(has_gpu) else "mixed_bfloat16"
 
 
 def warn_if_slow_training(precision, has_gpu=None):
@@ -75,7 +79,7 @@ def warn_if_slow_training(precision, has_gpu=None):
     TensorFlow."""
     if precision != "mixed_float16":
         return False
-    if _has_gpu() if has_gpu is None else has_gpu:
+    if _gpu_present(has_gpu):
         return False
     warnings.warn("MIXED_PRECISION='mixed_float16' on a machine without a GPU: TensorFlow's "
                   "float16 convolution gradients are very slow on CPUs (over 100x float32's "

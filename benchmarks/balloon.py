@@ -61,6 +61,57 @@ class LoadSampler(threading.Thread):
         return self.samples
 
 
+def write_background_crops(dataset_dir, out_dir, size=128, long_side=320, per_photo=4,
+                           tries=200, seed=0):
+    """Writes size x size crops of the balloon training photos that hold no balloon pixel to
+    out_dir (PNG, emptied first), the photos scaled to `long_side` as the balloon model sees
+    them; up to per_photo crops of each photo, from `tries` random positions. Validation photos
+    are not used. Returns the number of crops."""
+    import numpy as np
+    import skimage.io
+    import skimage.transform
+
+    from samples.balloon.balloon import BalloonDataset
+
+    dataset = BalloonDataset()
+    dataset.load_balloon(dataset_dir, "train")
+    dataset.prepare()
+    os.makedirs(out_dir, exist_ok=True)
+    for name in os.listdir(out_dir):
+        if name.endswith(".png"):
+            os.remove(os.path.join(out_dir, name))
+    rng = np.random.default_rng(seed)
+    count = 0
+    for image_id in dataset.image_ids:
+        image = dataset.load_image(image_id)
+        masks, _ = dataset.load_mask(image_id)
+        scale = long_side / max(image.shape[:2])
+        shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
+        if min(shape) < size:
+            continue
+        small = skimage.transform.resize(image, shape, preserve_range=True,
+                                         anti_aliasing=True).astype(np.uint8)
+        # Any balloon pixel of the full-size photo marks its scaled pixel.
+        balloon = skimage.transform.resize(masks.any(axis=-1).astype(np.float32), shape) > 0
+        kept = 0
+        for _ in range(tries):
+            y = int(rng.integers(0, shape[0] - size + 1))
+            x = int(rng.integers(0, shape[1] - size + 1))
+            if balloon[y:y + size, x:x + size].any():
+                continue
+            skimage.io.imsave(os.path.join(out_dir, f"{image_id:03d}_{kept}.png"),
+                              small[y:y + size, x:x + size], check_contrast=False)
+            kept += 1
+            if kept == per_photo:
+                break
+        count += kept
+    if not count:
+        raise ValueError(f"no {size}x{size} crop without balloons in {dataset_dir}/train")
+    print(f"{count} balloon-free {size}x{size} crops of {len(dataset.image_ids)} training "
+          f"photos in {out_dir}")
+    return count
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("train_args", nargs="*", help="options passed to samples/balloon/train.py "
@@ -70,6 +121,9 @@ def main(argv=None):
                         f"balloon training (default {SHAPES_EPOCHS}; 0: none, the balloon model "
                         "starts from random weights)")
     p.add_argument("--shapes-lr-drop-epochs", type=int, default=SHAPES_LR_DROP_EPOCHS)
+    p.add_argument("--shapes-backgrounds", action="store_true",
+                   help="draw the shapes on crops of the training photos that hold no balloon "
+                        "(write_background_crops) instead of flat colours")
     args = p.parse_args(argv)
     from mrcnn.weights import SHARED_DATA_DIR
     from samples.balloon import train
@@ -92,6 +146,13 @@ def main(argv=None):
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
                        str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
                        "--out", os.path.join(ROOT, "results", "balloon_shapes_pretraining")]
+        if args.shapes_backgrounds:
+            if "--dataset" not in train_args:
+                p.error("--shapes-backgrounds needs the photos of --dataset")
+            folder = os.path.join(ROOT, "results", "balloon_shapes_backgrounds")
+            write_background_crops(train_args[train_args.index("--dataset") + 1], folder,
+                                   long_side=train.BalloonTrainConfig.IMAGE_MAX_DIM)
+            shapes_args += ["--backgrounds", folder]
         if "--backbone" in train_args:  # the same trunk, so that it loads by name
             shapes_args += train_args[train_args.index("--backbone"):][:2]
         commands.append("python samples/shapes/train.py " + " ".join(shapes_args))

@@ -135,13 +135,10 @@ def case_torchvision(size, batch, warmup, runs, bf16=False):
     return {"seconds_per_image": seconds / batch, "images_per_second": batch / seconds}
 
 
-def case_torchvision_training(size, batch, warmup, runs, bf16=False):
-    """SGD steps on random images with 3 box-shaped instances each."""
+def torchvision_training_batch(size, batch):
+    """Random images, each with 3 box-shaped instances: torchvision's (images, targets)."""
     import torch
 
-    torch.manual_seed(0)
-    model = _torchvision_model(size, train=True)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     images = [torch.rand(3, size, size) for _ in range(batch)]
     targets = []
     for _ in range(batch):
@@ -151,6 +148,17 @@ def case_torchvision_training(size, batch, warmup, runs, bf16=False):
         for k, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
             masks[k, y1:y2, x1:x2] = 1
         targets.append({"boxes": boxes, "labels": torch.tensor([1, 2, 3]), "masks": masks})
+    return images, targets
+
+
+def case_torchvision_training(size, batch, warmup, runs, bf16=False):
+    """SGD steps on random images with 3 box-shaped instances each."""
+    import torch
+
+    torch.manual_seed(0)
+    model = _torchvision_model(size, train=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    images, targets = torchvision_training_batch(size, batch)
 
     def step():
         optimizer.zero_grad()
@@ -187,6 +195,25 @@ def _child(args):
         result = case(warmup=args.warmup, runs=args.runs, **spec)
     result["peak_rss_mib"] = _peak_rss_mib()
     print("RESULT " + json.dumps(result))
+
+
+def run_case(case, python, threads, warmup=2, runs=5, script=__file__, env=None,
+             keep_stdout=False):
+    """Runs one case in its own process (`script --child`) and returns the case dict with
+    the child's RESULT figures (and its whole "stdout" with keep_stdout), or None after
+    printing why it failed. `env` adds to the environment (e.g. ONEDNN_VERBOSE)."""
+    cmd = [python, script, "--child", json.dumps(case), "--threads", str(threads),
+           "--warmup", str(warmup), "--runs", str(runs)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **(env or {}))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode or not lines:
+        print(f"FAILED {case}: {out.stderr[-2000:]}")
+        return None
+    result = dict(case, **json.loads(lines[-1][7:]))
+    if keep_stdout:
+        result["stdout"] = out.stdout
+    return result
 
 
 def _torchvision_problem(python):
@@ -327,17 +354,10 @@ def main(argv=None):
     results = []
     for case in cases:
         python = args.torch_python if case["kind"] in TORCH_CASES else sys.executable
-        cmd = [python, __file__, "--child", json.dumps(case), "--threads",
-               str(args.threads), "--warmup", str(args.warmup), "--runs", str(args.runs)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-        if out.returncode or not lines:
-            print(f"FAILED {case}: {out.stderr[-2000:]}")
-            continue
-        result = dict(case, **json.loads(lines[-1][7:]))
-        results.append(result)
-        print(json.dumps(result))
+        result = run_case(case, python, args.threads, args.warmup, args.runs)
+        if result is not None:
+            results.append(result)
+            print(json.dumps(result))
     print("\nsummary")
     for r in results:
         print(_row(r))

@@ -31,24 +31,43 @@ class ShapesConfig(Config):
 class ShapesDataset(utils.Dataset):
     """Images of 1-4 random shapes; each image is drawn from its stored specification."""
 
-    def load_shapes(self, count, height, width, seed=None):
+    def load_shapes(self, count, height, width, seed=None, backgrounds=None):
         """Adds `count` random image specifications of size height x width.
 
         seed: the specifications are a pure function of (seed, image index).
+        backgrounds: optional list of photos [h, w, 3] uint8, each at least height x width;
+        each image then draws its shapes on a random height x width crop of one of them
+        instead of a flat colour.
         """
         for i, name in enumerate(SHAPES):
             self.add_class("shapes", i + 1, name)
+        if backgrounds is not None:
+            small = [k for k, b in enumerate(backgrounds)
+                     if b.ndim != 3 or b.shape[0] < height or b.shape[1] < width]
+            if small or not len(backgrounds):
+                raise ValueError(f"backgrounds must be non-empty [h, w, 3] photos of at least "
+                                 f"{height}x{width}; these are not: {small}")
+            self.backgrounds = backgrounds
         for i in range(count):
             rng = np.random.default_rng(None if seed is None else [seed, i])
             bg_color, shapes = self.random_image(height, width, rng)
+            crop = None
+            if backgrounds is not None:
+                k = int(rng.integers(0, len(backgrounds)))
+                crop = (k, int(rng.integers(0, backgrounds[k].shape[0] - height + 1)),
+                        int(rng.integers(0, backgrounds[k].shape[1] - width + 1)))
             self.add_image("shapes", image_id=i, path=None, width=width, height=height,
-                           bg_color=bg_color, shapes=shapes)
+                           bg_color=bg_color, shapes=shapes, background=crop)
 
     def load_image(self, image_id):
         """Draws the image [height, width, 3] uint8 from its specification."""
         info = self.image_info[image_id]
         image = np.empty((info["height"], info["width"], 3), dtype=np.uint8)
-        image[:] = info["bg_color"]
+        if info.get("background") is None:
+            image[:] = info["bg_color"]
+        else:
+            k, y, x = info["background"]
+            image[:] = self.backgrounds[k][y:y + info["height"], x:x + info["width"]]
         for shape, color, dims in info["shapes"]:
             rr, cc = self.shape_pixels(shape, dims, image.shape[:2])
             image[rr, cc] = color

@@ -131,8 +131,39 @@ def parse_args(argv=None):
                    help="mini (default): a small ResNet-FPN that trains in minutes on a CPU; "
                         "small: twice its width, 6 blocks instead of 4; resnet50/resnet101: "
                         "the full model")
+    p.add_argument("--backgrounds", metavar="DIR",
+                   help="draw the shapes on random 128x128 crops of the photos in DIR (each at "
+                        "least 128x128) instead of flat colours")
     p.set_defaults(curve_every=5)
-    return cli.check_generated_args(p.parse_args(argv), p)
+    args = cli.check_generated_args(p.parse_args(argv), p)
+    if args.backgrounds and not os.path.isdir(args.backgrounds):
+        p.error(f"--backgrounds: not a folder: {args.backgrounds}")
+    return args
+
+
+def read_backgrounds(folder, size=128):
+    """The photos of `folder` (sorted by name) as [h, w, 3] uint8 RGB; ValueError naming any
+    file that cannot be read or is smaller than size x size, or an empty folder."""
+    import skimage.io
+
+    from mrcnn.dataset import to_rgb_uint8
+
+    names = sorted(n for n in os.listdir(folder)
+                   if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")))
+    if not names:
+        raise ValueError(f"--backgrounds: no image files in {folder}")
+    photos = []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            photo = to_rgb_uint8(skimage.io.imread(path), 3, path)
+        except Exception as e:
+            raise ValueError(f"--backgrounds: cannot read {path}: {e}") from e
+        if photo.shape[0] < size or photo.shape[1] < size:
+            raise ValueError(f"--backgrounds: {path} is {photo.shape[1]}x{photo.shape[0]}, "
+                             f"smaller than {size}x{size}")
+        photos.append(photo)
+    return photos
 
 
 def save_detections_picture(model, dataset, image_ids, path, min_score=0.7):
@@ -146,9 +177,11 @@ def load_datasets(args):
     """Generated training and validation shapes (seeded; --limit caps both counts)."""
     from mrcnn import cli
 
+    backgrounds = read_backgrounds(args.backgrounds) if args.backgrounds else None
+
     def make(count, seed):
         ds = ShapesDataset()
-        ds.load_shapes(count, 128, 128, seed=seed)
+        ds.load_shapes(count, 128, 128, seed=seed, backgrounds=backgrounds)
         return ds
 
     return cli.generated_datasets(args, make)

@@ -66,7 +66,8 @@ def write_background_crops(dataset_dir, out_dir, size=128, long_side=320, per_ph
     """Writes size x size crops of the balloon training photos that hold no balloon pixel to
     out_dir (PNG, emptied first), the photos scaled to `long_side` as the balloon model sees
     them; up to per_photo crops of each photo, from `tries` random positions. Validation photos
-    are not used. Returns the number of crops."""
+    are not used. Returns the crops as (image_id, y, x, scale): the crop covers rows
+    y..y+size and columns x..x+size of the photo scaled by `scale`."""
     import numpy as np
     import skimage.io
     import skimage.transform
@@ -81,7 +82,7 @@ def write_background_crops(dataset_dir, out_dir, size=128, long_side=320, per_ph
         if name.endswith(".png"):
             os.remove(os.path.join(out_dir, name))
     rng = np.random.default_rng(seed)
-    count = 0
+    crops = []
     for image_id in dataset.image_ids:
         image = dataset.load_image(image_id)
         masks, _ = dataset.load_mask(image_id)
@@ -101,15 +102,15 @@ def write_background_crops(dataset_dir, out_dir, size=128, long_side=320, per_ph
                 continue
             skimage.io.imsave(os.path.join(out_dir, f"{image_id:03d}_{kept}.png"),
                               small[y:y + size, x:x + size], check_contrast=False)
+            crops.append((int(image_id), y, x, scale))
             kept += 1
             if kept == per_photo:
                 break
-        count += kept
-    if not count:
+    if not crops:
         raise ValueError(f"no {size}x{size} crop without balloons in {dataset_dir}/train")
-    print(f"{count} balloon-free {size}x{size} crops of {len(dataset.image_ids)} training "
+    print(f"{len(crops)} balloon-free {size}x{size} crops of {len(dataset.image_ids)} training "
           f"photos in {out_dir}")
-    return count
+    return crops
 
 
 def main(argv=None):

@@ -489,3 +489,22 @@ def test_data_generator_first_step_continues_the_epoch():
         np.testing.assert_array_equal(part[0][0][key], value, err_msg=key)
     with pytest.raises(ValueError, match="first_step"):
         DataGenerator(dataset, config, first_step=4)
+
+
+def test_resume_position(caplog):
+    """The data seed and first step a resumed train() uses, and the warnings when the run's
+    seed, STEPS_PER_EPOCH or BATCH_SIZE differ from the checkpoint's."""
+    state = checkpoints.TrainingState(epoch=2, step=3, seed=41, steps_per_epoch=4, batch_size=2)
+    assert training.resume_position(None, 7, 4, 2) == (7, 0)
+    with caplog.at_level(logging.WARNING):
+        assert training.resume_position(state, None, 4, 2) == (41, 3)
+        assert training.resume_position(state, 41, 4, 2) == (41, 3)
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING):
+        assert training.resume_position(state, 5, 4, 2) == (5, 3)
+    assert "seed=5 differs from the checkpoint's data seed 41" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        # Fewer steps per epoch than the checkpoint's step: start the next epoch at step 0.
+        assert training.resume_position(state, None, 3, 4) == (41, 0)
+    assert "STEPS_PER_EPOCH=4, BATCH_SIZE=2; now 3, 4" in caplog.text

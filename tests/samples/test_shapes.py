@@ -25,6 +25,50 @@ def test_dataset_is_seeded_and_consistent():
         assert mask.sum(-1).max() <= 1
 
 
+def test_shapes_on_photo_backgrounds():
+    """--backgrounds: the same shapes and masks as with flat colours (same seed), drawn on a
+    crop of one of the photos: outside the shapes each image is that crop, pixel for pixel."""
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (150, 200, 3), dtype=np.uint8),
+              rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)]
+    flat, photo = ShapesDataset(), ShapesDataset()
+    flat.load_shapes(6, 128, 128, seed=4)
+    photo.load_shapes(6, 128, 128, seed=4, backgrounds=photos)
+    flat.prepare()
+    photo.prepare()
+    for i in photo.image_ids:
+        masks, ids = photo.load_mask(i)
+        flat_masks, flat_ids = flat.load_mask(i)
+        np.testing.assert_array_equal(masks, flat_masks)
+        np.testing.assert_array_equal(ids, flat_ids)
+        k, y, x = photo.image_info[i]["background"]
+        crop = photos[k][y:y + 128, x:x + 128]
+        image, shapes = photo.load_image(i), masks.any(-1)
+        np.testing.assert_array_equal(image[~shapes], crop[~shapes])
+        np.testing.assert_array_equal(image[shapes], flat.load_image(i)[shapes])
+    with pytest.raises(ValueError, match=r"at least 128x128; these are not: \[1\]"):
+        ShapesDataset().load_shapes(2, 128, 128, seed=0, backgrounds=[photos[0], photos[0][:100]])
+
+
+def test_read_backgrounds_names_a_bad_file(tmp_path):
+    import skimage.io
+
+    from samples.shapes.train import read_backgrounds
+
+    with pytest.raises(ValueError, match="no image files"):
+        read_backgrounds(str(tmp_path))
+    skimage.io.imsave(tmp_path / "a.png", np.zeros((130, 140), np.uint8), check_contrast=False)
+    photos = read_backgrounds(str(tmp_path))
+    assert len(photos) == 1 and photos[0].shape == (130, 140, 3)   # gray -> RGB
+    skimage.io.imsave(tmp_path / "b.png", np.zeros((60, 200, 3), np.uint8),
+                      check_contrast=False)
+    with pytest.raises(ValueError, match=r"b\.png is 200x60, smaller than 128x128"):
+        read_backgrounds(str(tmp_path))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"cannot read .*b\.png"):
+        read_backgrounds(str(tmp_path))
+
+
 @pytest.mark.parametrize("name, conv1, widths, blocks", [
     ("mini", 32, (64, 128, 256, 512), (1, 1, 1, 1)),
     ("small", 64, (128, 256, 512, 1024), (1, 2, 2, 1)),

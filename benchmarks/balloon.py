@@ -7,7 +7,9 @@ evaluate on the 13 validation photos, and check issue 16's target.
 
 By default it first trains the shapes model from random initialisation on generated images
 (samples/shapes/train.py --epochs --shapes-epochs, its last --shapes-lr-drop-epochs at a tenth
-of the learning rate, --set to the balloon model's widths), then trains
+of the learning rate, --set to the balloon model's widths), its shapes drawn on 128x128 crops
+of the training photos that hold no balloon (--backgrounds; --flat-shapes: flat colours),
+then trains
 samples/balloon/train.py from that checkpoint (--weights PATH: every layer but the
 class-specific ones). No pretrained or downloaded weights are used: both stages start from
 random numbers, and the wall clock counts both. With --shapes-epochs 0 the balloon model
@@ -35,8 +37,8 @@ if ROOT not in sys.path:
 
 TARGET_MASK_MAP50 = 0.70
 TARGET_SECONDS = 45 * 60
-SHAPES_EPOCHS = 10
-SHAPES_LR_DROP_EPOCHS = 2
+SHAPES_EPOCHS = 30
+SHAPES_LR_DROP_EPOCHS = 5
 WIDTHS = ("TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_CHANNELS", "FPN_CLASSIF_FC_LAYERS_SIZE",
           "MASK_HEAD_CHANNELS")
 
@@ -122,9 +124,10 @@ def main(argv=None):
                         f"balloon training (default {SHAPES_EPOCHS}; 0: none, the balloon model "
                         "starts from random weights)")
     p.add_argument("--shapes-lr-drop-epochs", type=int, default=SHAPES_LR_DROP_EPOCHS)
-    p.add_argument("--shapes-backgrounds", action="store_true",
-                   help="draw the shapes on crops of the training photos that hold no balloon "
-                        "(write_background_crops) instead of flat colours")
+    p.add_argument("--flat-shapes", action="store_true",
+                   help="draw the shapes stage's shapes on flat colours, as samples/shapes does "
+                        "by default (default here: on crops of the training photos that hold "
+                        "no balloon, write_background_crops)")
     args = p.parse_args(argv)
     from mrcnn.weights import SHARED_DATA_DIR
     from samples.balloon import train
@@ -147,9 +150,10 @@ def main(argv=None):
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
                        str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
                        "--out", os.path.join(ROOT, "results", "balloon_shapes_pretraining")]
-        if args.shapes_backgrounds:
+        if not args.flat_shapes:
             if "--dataset" not in train_args:
-                p.error("--shapes-backgrounds needs the photos of --dataset")
+                p.error("the shapes stage's backgrounds are crops of the photos of --dataset; "
+                        "with --dataset-format coco, pass --flat-shapes")
             folder = os.path.join(ROOT, "results", "balloon_shapes_backgrounds")
             write_background_crops(train_args[train_args.index("--dataset") + 1], folder,
                                    long_side=train.BalloonTrainConfig.IMAGE_MAX_DIM)

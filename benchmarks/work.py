@@ -12,20 +12,26 @@ the multiply-adds, averaged over the executions. torchvision's Mask R-CNN (run.p
 counted with torch.utils.flop_counter.FlopCounterMode, forward for inference and forward plus
 backward for training.
 
-Then it measures the CPU's matrix-multiply rate: a 4096x4096 tf.matmul on --threads threads,
-best of 5, in float32 (and bfloat16). A convolution is a matrix multiply with extra data
-movement, so it does not run faster than that. Work / rate is the floor: the fewest seconds
-the step can take here at that precision, whatever the implementation. With --time, both
-libraries are also timed as in run.py (median of --runs) and the script prints the rate each
-achieved, and the lowest ratio ours / torchvision that our floor allows against torchvision's
-measured time.
+Then it measures the CPU's peak float32 multiply-add rate: benchmarks/fma_peak.c, compiled
+with the system's C compiler (AVX-512 or AVX2 + FMA), runs independent chains of vector fused
+multiply-adds on --threads threads, best of 3. No implementation does more multiply-adds per
+second than that. It also measures a 4096x4096 tf.matmul (float32 and bfloat16), the rate
+TensorFlow's best-shaped work reaches. Work / peak is the floor: the fewest seconds the step
+can take here in float32, whatever the implementation (in bfloat16, where no peak is measured,
+the floor is at the bfloat16 matmul rate). With --time, both libraries are also timed as in
+run.py (median of --runs) and the script prints the rate each achieved, its share of the peak,
+and the lowest ratio ours / torchvision that our floor allows against torchvision's measured
+time.
 """
 
 import argparse
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -97,6 +103,53 @@ def gemm_rate(dtype="float32", n=4096, runs=5):
         matmul().numpy()
         best = min(best, time.perf_counter() - start)
     return n ** 3 / best
+
+
+PEAK_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fma_peak.c")
+_PEAK_LINE = re.compile(r"peak (\d+) threads: ([0-9.]+) G multiply-adds/s")
+
+
+def vector_flags(cpuinfo="/proc/cpuinfo"):
+    """Compiler flags for fma_peak.c on this CPU: AVX-512 where the CPU has it, else AVX2 with
+    FMA; None when it has neither (or is not an x86 Linux machine)."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if "avx512f" in flags:
+        return ["-mavx512f"]
+    if "avx2" in flags and "fma" in flags:
+        return ["-mavx2", "-mfma"]
+    return None
+
+
+def fma_peak(threads=2, iterations=400_000_000, runs=3):
+    """Peak float32 multiply-adds per second of `threads` cores, by fma_peak.c (best of
+    `runs`); None with the reason printed when there is no C compiler or no AVX2/AVX-512."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    flags = vector_flags()
+    if not compiler or not flags:
+        print("peak not measured: " + ("no C compiler (cc, gcc or $CC)" if not compiler
+                                       else "the CPU has neither AVX-512 nor AVX2 with FMA"))
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "fma_peak")
+        build = subprocess.run([compiler, "-O2", *flags, "-pthread", PEAK_SOURCE, "-o", exe],
+                               capture_output=True, text=True)
+        if build.returncode:
+            print(f"peak not measured: {compiler} failed on {PEAK_SOURCE}:\n{build.stderr}")
+            return None
+        best = 0.0
+        for _ in range(runs):
+            out = subprocess.run([exe, str(threads), str(iterations)], capture_output=True,
+                                 text=True, check=True).stdout
+            m = _PEAK_LINE.search(out)
+            if not m or int(m.group(1)) != threads:
+                raise RuntimeError(f"unexpected output of fma_peak: {out!r}")
+            best = max(best, float(m.group(2)) * 1e9)
+    return best
 
 
 def torchvision_work(kind, size, batch):
@@ -206,10 +259,17 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rates = {"float32": gemm_rate("float32"), "bfloat16": gemm_rate("bfloat16")}
-    rate = rates["bfloat16" if bf16 else "float32"]
+    peak = fma_peak(args.threads)
     print(f"\nmatrix multiply, 4096x4096, {args.threads} threads, best of 5: "
           f"float32 {rates['float32'] / 1e9:.0f} G multiply-adds/s, "
           f"bfloat16 {rates['bfloat16'] / 1e9:.0f} G/s")
+    if peak:
+        print(f"peak float32 multiply-adds (fma_peak.c, {args.threads} threads, best of 3): "
+              f"{peak / 1e9:.0f} G/s; the matmul reaches {rates['float32'] / peak:.0%} of it")
+    rate = rates["bfloat16"] if bf16 else (peak or rates["float32"])
+    rate_name = "the bfloat16 matmul rate" if bf16 else \
+        ("the float32 peak" if peak else "the float32 matmul rate")
+    print(f"floors at {rate_name}")
     for ours, entry in report.items():
         unit = "image" if ours == "inference" else "step"
         what = f"{ours} {args.size}px batch {args.batch}" + \
@@ -219,12 +279,14 @@ def main(argv=None):
             w = entry.get(who)
             if not w:
                 continue
-            floor = w["macs"] / (rate if who == "mrcnn" else rates["float32"])
+            floor = w["macs"] / (rate if who == "mrcnn" else (peak or rates["float32"]))
             line = f"  {who:11} {w['macs'] / 1e9:7.1f} G multiply-adds per {unit}; floor " \
                    f"{floor:.2f} s"
             if "seconds" in w:
                 line += f"; measured {w['seconds']:.2f} s, {w['macs'] / w['seconds'] / 1e9:.0f}" \
                         f" G/s, {w['seconds'] / floor:.2f}x the floor"
+                if peak and not (bf16 and who == "mrcnn"):
+                    line += f" ({w['macs'] / w['seconds'] / peak:.0%} of the peak)"
             print(line)
             w["floor_seconds"] = floor
         if entry["mrcnn"] and "by_kind" in entry["mrcnn"]:
@@ -234,7 +296,7 @@ def main(argv=None):
         if entry["mrcnn"] and theirs and "seconds" in theirs:
             print(f"  lowest ratio ours / torchvision that our floor allows: "
                   f"{entry['mrcnn']['floor_seconds'] / theirs['seconds']:.2f}")
-    return {"rates": rates, "cases": report}
+    return {"rates": rates, "peak": peak, "cases": report}
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """benchmarks/work.py: multiply-adds counted from oneDNN's verbose log."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from benchmarks.work import count_macs, primitive_macs
+from benchmarks.work import count_macs, fma_peak, gemm_rate, primitive_macs, vector_flags
 
 HEAD = "onednn_verbose,v1,primitive,exec,cpu,"
 
@@ -71,3 +72,28 @@ def test_count_macs_on_a_real_onednn_log():
     assert by_kind == {"forward_training": forward, "backward_data": forward,
                        "backward_weights": forward}
     assert total == 3 * forward
+
+
+def test_vector_flags(tmp_path):
+    def flags(line):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\n{line}\nbogomips\t: 5200\n")
+        return vector_flags(str(path))
+
+    assert flags("flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw") == ["-mavx512f"]
+    assert flags("flags\t\t: fpu sse2 avx avx2 fma") == ["-mavx2", "-mfma"]
+    assert flags("flags\t\t: fpu sse2 avx avx2") is None       # AVX2 without FMA
+    assert flags("Features\t: fp asimd") is None                 # aarch64: no flags line
+    assert vector_flags(str(tmp_path / "missing")) is None
+
+
+def test_fma_peak_bounds_a_matmul():
+    """The measured peak is a rate no code beats: at least what a 2048^3 tf.matmul reaches on
+    the same cores, and at most 2 FMA units x the vector's lanes x 6 GHz per core."""
+    if not vector_flags() or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler or no AVX2/AVX-512 here")
+    threads = os.cpu_count() or 1
+    peak = fma_peak(threads, iterations=100_000_000, runs=2)
+    matmul = gemm_rate("float32", n=2048, runs=3)    # TensorFlow on all cores
+    lanes = 16 if vector_flags() == ["-mavx512f"] else 8
+    assert 0.9 * matmul <= peak <= threads * 2 * lanes * 6e9, (peak, matmul)

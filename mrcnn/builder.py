@@ -8,6 +8,7 @@ import contextlib
 import functools
 
 import keras
+import tensorflow as tf
 from keras import layers as KL
 
 from mrcnn.backbone import ResNetStyle, build_backbone, fpn_graph
@@ -131,18 +132,26 @@ def _image_inputs(config):
     return input_image, input_image_meta
 
 
-def _backbone_rpn(config, input_image):
-    """Backbone, FPN and RPN. Returns (rpn_feature_maps, mrcnn_feature_maps, rpn outputs)."""
+def conv_tiles(config):
+    """Config.CONV_TILES resolved: "auto" is 2 where TensorFlow sees no GPU, else 1."""
+    if config.CONV_TILES != "auto":
+        return int(config.CONV_TILES)
+    return 1 if tf.config.list_physical_devices("GPU") else 2
+
+
+def _backbone_rpn(config, input_image, tiles=1):
+    """Backbone, FPN and RPN. Returns (rpn_feature_maps, mrcnn_feature_maps, rpn outputs).
+    tiles: the FPN's and RPN's 3x3 convs run on tiles x tiles tiles (inference only)."""
     train_bn = train_bn_flag(config)
     style = ResNetStyle(stride_on_3x3=config.RESNET_STRIDE_ON_3X3,
                         symmetric_padding=config.RESNET_SYMMETRIC_PADDING,
                         bn_epsilon=config.BN_EPSILON)
     C2, C3, C4, C5 = build_backbone(input_image, config.BACKBONE, train_bn, style)
-    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE)
+    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE, tiles)
     rpn_feature_maps = [P2, P3, P4, P5, P6]
     mrcnn_feature_maps = [P2, P3, P4, P5]
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE, config.RPN_CONV_CHANNELS)
+                          config.TOP_DOWN_PYRAMID_SIZE, config.RPN_CONV_CHANNELS, tiles)
     level_outputs = [rpn([p]) for p in rpn_feature_maps]
     names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
     # float32 under mixed precision: proposals and losses read them.
@@ -210,7 +219,7 @@ def build_inference_model(config):
     input_image, input_image_meta = _image_inputs(config)
     input_anchors = keras.Input(shape=[None, 4], name="input_anchors")
     _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
-        config, input_image)
+        config, input_image, conv_tiles(config))
     rpn_rois = _proposals(config, config.POST_NMS_ROIS_INFERENCE, rpn_class, rpn_bbox,
                           input_anchors, input_image, input_image_meta)
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
@@ -272,7 +281,7 @@ def build_training_model(config):
     gt_boxes = NormBoxes(name="norm_gt_boxes")(input_gt_boxes, input_image)
 
     _, mrcnn_feature_maps, (rpn_class_logits, rpn_class, rpn_bbox) = _backbone_rpn(
-        config, input_image)
+        config, input_image)  # training: no tiles (no gain with the gradients)
     rpn_rois = _proposals(config, config.POST_NMS_ROIS_TRAINING, rpn_class, rpn_bbox, None,
                           input_image, input_image_meta)
     if config.USE_RPN_ROIS:

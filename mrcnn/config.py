@@ -159,6 +159,11 @@ class Config:
     # crops use gathers (TF has no XLA kernel for CropAndResize; same values, ops/crop.py).
     # False (default): measured faster on CPUs (README, Speed); try True on GPUs.
     XLA = False
+    # Inference only: the FPN's and RPN's wide 3x3 convs run on CONV_TILES x CONV_TILES
+    # overlapping tiles of each image, stacked in the batch (layers/tiled_conv.py): the same
+    # numbers, faster with oneDNN's CPU kernels at batch 1 (README, Speed). 1: off. "auto": 2
+    # where TensorFlow sees no GPU, else 1.
+    CONV_TILES = "auto"
     # Resumable training (README "When training stops"). Besides the per-epoch checkpoints,
     # train() keeps <log_dir>/resume_<name>.h5 with the weights, optimizer state and data
     # position, written at each epoch end and, when this is a positive integer, every
@@ -380,6 +385,9 @@ class Config:
                      "HEADS_BATCH_NORM", "DETECTION_PER_CLASS", "XLA"):
             if getattr(self, attr) not in (True, False):
                 fail(attr, "must be True or False")
+        v = self.CONV_TILES
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            fail("CONV_TILES", "must be 'auto' or a positive integer")
         if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:
             fail("BN_EPSILON", "must be a number > 0")
         for attr in ("RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS"):

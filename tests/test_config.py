@@ -78,6 +78,9 @@ def test_mutable_attributes_are_not_shared():
     ({"KEEP_CHECKPOINTS": "3"}, "KEEP_CHECKPOINTS"),
     ({"MAX_NONFINITE_STEPS": 0}, "MAX_NONFINITE_STEPS"),
     ({"MAX_NONFINITE_STEPS": None}, "MAX_NONFINITE_STEPS"),
+    ({"CONV_TILES": 0}, "CONV_TILES"),
+    ({"CONV_TILES": True}, "CONV_TILES"),
+    ({"CONV_TILES": "2"}, "CONV_TILES"),
 ])
 def test_invalid_values_fail_at_construction_naming_the_attribute(attrs, attr_name):
     bad = type("Bad", (Coco,), attrs)

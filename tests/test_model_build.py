@@ -143,3 +143,34 @@ def test_resnext50_trains_and_detects(tmp_path, shapes_datasets):
     (r,) = inference.detect([image])
     n = len(r["class_ids"])
     assert n > 0 and r["masks"].shape == (100, 150, n)
+
+
+
+def test_conv_tiles_change_no_output(tmp_path, tiny_config):
+    """CONV_TILES tiles the inference model's FPN and RPN 3x3 convs: same layer names and
+    weights, and the same feature maps and RPN outputs as untiled convs. Training never
+    tiles."""
+    from mrcnn.builder import conv_tiles
+    from mrcnn.layers.tiled_conv import TiledConv2D
+
+    assert conv_tiles(tiny_config) == 2  # "auto", no GPU here
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
+    names = [("p2", "fpn_p2"), ("p5", "fpn_p5"), ("rpn_class", "rpn_class"),
+             ("rpn_bbox", "rpn_bbox")]
+    outputs, weights = [], None
+    for tiles in (1, 3):
+        tiny_config.CONV_TILES = tiles
+        model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+        km = model.keras_model
+        conv = km.get_layer("rpn_model").get_layer("rpn_conv_shared")
+        assert isinstance(conv, TiledConv2D) and conv.tiles == tiles
+        assert km.get_layer("fpn_p2").tiles == tiles
+        if weights is None:
+            weights = km.get_weights()
+        km.set_weights(weights)
+        outputs.append(model.run_graph(images, names))
+    for key, _ in names:
+        np.testing.assert_allclose(outputs[1][key], outputs[0][key], rtol=1e-4, atol=1e-4)
+    km = modellib.MaskRCNN("training", tiny_config, str(tmp_path)).keras_model
+    assert km.get_layer("fpn_p2").tiles == 1

@@ -153,7 +153,9 @@ def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     from mrcnn.builder import conv_tiles
     from mrcnn.layers.tiled_conv import TiledConv2D
 
-    assert conv_tiles(tiny_config) == 2  # "auto", no GPU here
+    assert conv_tiles(tiny_config) == 2  # "auto", float32, no GPU here
+    assert conv_tiles(type("B", (type(tiny_config),),
+                           {"MIXED_PRECISION": "mixed_bfloat16"})()) == 1
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
     names = [("p2", "fpn_p2"), ("p5", "fpn_p5"), ("rpn_class", "rpn_class"),

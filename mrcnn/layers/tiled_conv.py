@@ -11,8 +11,10 @@ Measured on a 2-core Intel Xeon (AVX-512), a forward 3x3 conv, 2 threads:
     128x128, 256 -> 256     140 G/s     158 G/s
     256x256,  64 ->  64     177 G/s     139 G/s   (narrow: slower, not used there)
 
-With the backward passes (training) it gained nothing, so only the inference model tiles
-(Config.CONV_TILES), and only the wide 3x3 convs of the FPN and the RPN.
+With the backward passes (training) it gained nothing, and in bfloat16 (AMX) the whole
+inference was 8-15% slower, so only the float32 inference model tiles (Config.CONV_TILES),
+and only the wide 3x3 convs of the FPN and the RPN: 1024 px inference took 2.49-2.51 s
+instead of 2.74-2.81 s (ResNet-50, batch 1; no change at batch 4).
 """
 
 import keras

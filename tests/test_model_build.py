@@ -148,8 +148,8 @@ def test_resnext50_trains_and_detects(tmp_path, shapes_datasets):
 
 def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     """CONV_TILES tiles the inference model's FPN and RPN 3x3 convs: same layer names and
-    weights, and the same feature maps and RPN outputs as untiled convs. Training never
-    tiles."""
+    weights, and the same feature maps and RPN outputs as untiled convs (at 512 px, where P2
+    is 128x128: big enough to be tiled). Training never tiles."""
     from mrcnn.builder import conv_tiles
     from mrcnn.layers.tiled_conv import TiledConv2D
 
@@ -157,13 +157,14 @@ def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     assert conv_tiles(type("B", (type(tiny_config),),
                            {"MIXED_PRECISION": "mixed_bfloat16"})()) == 1
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
+    images = [rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)]
     names = [("p2", "fpn_p2"), ("p5", "fpn_p5"), ("rpn_class", "rpn_class"),
              ("rpn_bbox", "rpn_bbox")]
     outputs, weights = [], None
-    for tiles in (1, 3):
-        tiny_config.CONV_TILES = tiles
-        model = modellib.MaskRCNN("inference", tiny_config, str(tmp_path))
+    for tiles in (1, 2):
+        config = type("Big", (type(tiny_config),), {"IMAGE_MIN_DIM": 512, "IMAGE_MAX_DIM": 512,
+                                                    "IMAGES_PER_GPU": 1, "CONV_TILES": tiles})()
+        model = modellib.MaskRCNN("inference", config, str(tmp_path))
         km = model.keras_model
         conv = km.get_layer("rpn_model").get_layer("rpn_conv_shared")
         assert isinstance(conv, TiledConv2D) and conv.tiles == tiles
@@ -172,7 +173,8 @@ def test_conv_tiles_change_no_output(tmp_path, tiny_config):
             weights = km.get_weights()
         km.set_weights(weights)
         outputs.append(model.run_graph(images, names))
+    assert outputs[0]["p2"].shape == (1, 128, 128, 256)
     for key, _ in names:
         np.testing.assert_allclose(outputs[1][key], outputs[0][key], rtol=1e-4, atol=1e-4)
-    km = modellib.MaskRCNN("training", tiny_config, str(tmp_path)).keras_model
+    km = modellib.MaskRCNN("training", config, str(tmp_path)).keras_model
     assert km.get_layer("fpn_p2").tiles == 1

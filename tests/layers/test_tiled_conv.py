@@ -65,7 +65,7 @@ def test_layer_equals_conv2d_with_the_same_weights():
         kwargs = dict(filters=5, kernel_size=3, strides=strides, padding="same",
                       activation="relu", name="fpn_p2")
         plain = keras.layers.Conv2D(**kwargs)
-        tiled = TiledConv2D(tiles=2, **kwargs)
+        tiled = TiledConv2D(tiles=2, min_size=16, **kwargs)
         plain.build(x.shape)
         tiled.build(x.shape)
         tiled.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(np.float32)
@@ -77,12 +77,37 @@ def test_layer_equals_conv2d_with_the_same_weights():
 
 
 def test_config_round_trip_and_bad_arguments():
-    layer = TiledConv2D(7, (3, 3), padding="same", tiles=3, name="rpn_conv_shared")
+    layer = TiledConv2D(7, (3, 3), padding="same", tiles=3, min_size=64, name="rpn_conv_shared")
     config = layer.get_config()
-    assert config["tiles"] == 3
+    assert config["tiles"] == 3 and config["min_size"] == 64
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert isinstance(again, TiledConv2D) and again.tiles == 3 and again.name == "rpn_conv_shared"
+    assert isinstance(again, TiledConv2D) and (again.tiles, again.min_size) == (3, 64)
+    assert again.name == "rpn_conv_shared"
     with pytest.raises(ValueError, match="tiles must be >= 1"):
         TiledConv2D(4, 3, tiles=0)
     with pytest.raises(ValueError, match="channels_last"):
         TiledConv2D(4, 3, tiles=2, data_format="channels_first")
+
+
+def test_small_maps_are_not_tiled(monkeypatch):
+    """Below min_size on either side the layer runs Conv2D's own op; at and above it, the
+    tiled one (eagerly, tf.cond runs one branch: counted), with the same values either way,
+    also in a graph of unknown sizes."""
+    import mrcnn.layers.tiled_conv as module
+
+    calls = []
+    monkeypatch.setattr(module, "tiled_conv2d",
+                        lambda *a: calls.append(1) or tiled_conv2d(*a))
+    layer = TiledConv2D(4, 3, padding="same", tiles=2, min_size=12)
+    plain = keras.layers.Conv2D(4, 3, padding="same")
+    layer.build((None, None, None, 3))
+    plain.build((None, None, None, 3))
+    plain.set_weights(layer.get_weights())
+    fn = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec([None] * 3 + [3])])
+    rng = np.random.default_rng(3)
+    for shape, tiled in [((1, 11, 40, 3), False), ((2, 12, 12, 3), True)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        calls.clear()
+        np.testing.assert_allclose(layer(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+        assert bool(calls) == tiled
+        np.testing.assert_allclose(fn(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)

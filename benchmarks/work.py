@@ -266,7 +266,8 @@ def main(argv=None):
     if peak:
         print(f"peak float32 multiply-adds (fma_peak.c, {args.threads} threads, best of 3): "
               f"{peak / 1e9:.0f} G/s; the matmul reaches {rates['float32'] / peak:.0%} of it")
-    rate = rates["bfloat16"] if bf16 else (peak or rates["float32"])
+    float32_rate = peak or rates["float32"]
+    rate = rates["bfloat16"] if bf16 else float32_rate
     rate_name = "the bfloat16 matmul rate" if bf16 else \
         ("the float32 peak" if peak else "the float32 matmul rate")
     print(f"floors at {rate_name}")
@@ -279,7 +280,7 @@ def main(argv=None):
             w = entry.get(who)
             if not w:
                 continue
-            floor = w["macs"] / (rate if who == "mrcnn" else (peak or rates["float32"]))
+            floor = w["macs"] / (rate if who == "mrcnn" else float32_rate)
             line = f"  {who:11} {w['macs'] / 1e9:7.1f} G multiply-adds per {unit}; floor " \
                    f"{floor:.2f} s"
             if "seconds" in w:

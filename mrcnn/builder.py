@@ -8,7 +8,6 @@ import contextlib
 import functools
 
 import keras
-import tensorflow as tf
 from keras import layers as KL
 
 from mrcnn.backbone import ResNetStyle, build_backbone, fpn_graph
@@ -27,6 +26,7 @@ from mrcnn.layers import (
     PyramidAnchors,
     ZeroMasks,
 )
+from mrcnn.precision import gpu_visible
 
 __all__ = ["build_inference_model", "build_training_model", "TRAINING_OUTPUTS",
            "INFERENCE_OUTPUTS", "KEYPOINT_TRAINING_OUTPUTS", "MASK_SCORING_TRAINING_OUTPUTS",
@@ -137,7 +137,7 @@ def conv_tiles(config):
     (measured on CPUs: 10% faster at float32, 8-15% slower in bfloat16; README, Speed)."""
     if config.CONV_TILES != "auto":
         return int(config.CONV_TILES)
-    return 1 if config.MIXED_PRECISION or tf.config.list_physical_devices("GPU") else 2
+    return 1 if config.MIXED_PRECISION or gpu_visible() else 2
 
 
 def _backbone_rpn(config, input_image, tiles=1):

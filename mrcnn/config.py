@@ -282,12 +282,13 @@ class Config:
         def fail(attr, msg):
             raise ConfigError(f"{type(self).__name__}.{attr} = {getattr(self, attr)!r}: {msg}")
 
-        def positive_int(attr, or_none=False):
+        def positive_int(attr, also=()):
+            """A positive integer, or one of the values `also`."""
             v = getattr(self, attr)
-            if or_none and v is None:
+            if any(v is a or (isinstance(a, str) and v == a) for a in also):
                 return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                fail(attr, "must be a positive integer" + (" or None" if or_none else ""))
+                fail(attr, "must be a positive integer" + "".join(f" or {a!r}" for a in also))
 
         def fraction(attr, low_open=False):
             v = getattr(self, attr)
@@ -299,14 +300,15 @@ class Config:
         if self.NAME is not None and (not isinstance(self.NAME, str) or not self.NAME):
             fail("NAME", "must be a non-empty string")
         for attr in ("CHECKPOINT_EVERY_STEPS", "KEEP_CHECKPOINTS"):
-            positive_int(attr, or_none=True)
+            positive_int(attr, also=(None,))
         positive_int("MAX_NONFINITE_STEPS")
+        positive_int("CONV_TILES", also=("auto",))
         for attr in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "VALIDATION_STEPS",
                      "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "RPN_ANCHOR_STRIDE",
                      "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
                      "POST_NMS_ROIS_INFERENCE", "IMAGE_CHANNEL_COUNT", "TRAIN_ROIS_PER_IMAGE",
                      "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
-                     "ROI_ALIGN_SAMPLING_RATIO"):
+                     "ROI_ALIGN_SAMPLING_RATIO", "RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS"):
             positive_int(attr)
         n = self.NUM_CLASSES
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
@@ -385,15 +387,8 @@ class Config:
                      "HEADS_BATCH_NORM", "DETECTION_PER_CLASS", "XLA"):
             if getattr(self, attr) not in (True, False):
                 fail(attr, "must be True or False")
-        v = self.CONV_TILES
-        if v != "auto" and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            fail("CONV_TILES", "must be 'auto' or a positive integer")
         if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:
             fail("BN_EPSILON", "must be a number > 0")
-        for attr in ("RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS"):
-            v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                fail(attr, "must be a positive integer")
         choices = {"RPN_ANCHOR_LAYOUT": ("matterport", "torchvision"),
                    "BOX_DECODE_FRAME": ("normalized", "pixels"),
                    "ROI_LEVEL_MAPPER": ("matterport", "torchvision")}

@@ -17,7 +17,7 @@ quarter-width model about the same (README, Results).
 import os
 import warnings
 
-__all__ = ["PRECISION_CHOICES", "cpu_has_native_bfloat16", "resolve_precision",
+__all__ = ["PRECISION_CHOICES", "cpu_has_native_bfloat16", "gpu_visible", "resolve_precision",
            "warn_if_slow_training"]
 
 # Command-line names -> Config.MIXED_PRECISION ("auto" is resolved per machine).
@@ -42,7 +42,9 @@ def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
     return False
 
 
-def _has_gpu():
+def gpu_visible():
+    """True when TensorFlow sees a GPU (False without asking it when CUDA_VISIBLE_DEVICES is
+    empty)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
         return False
     import tensorflow as tf
@@ -52,7 +54,7 @@ def _has_gpu():
 
 def _gpu_present(has_gpu):
     """has_gpu as given, or TensorFlow's answer when it is None."""
-    return _has_gpu() if has_gpu is None else has_gpu
+    return gpu_visible() if has_gpu is None else has_gpu
 
 
 def resolve_precision(name, cpuinfo="/proc/cpuinfo", has_gpu=None):

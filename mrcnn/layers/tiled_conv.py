@@ -13,8 +13,7 @@ Measured on a 2-core Intel Xeon (AVX-512), a forward 3x3 conv, 2 threads:
 
 With the backward passes (training) it gained nothing, and in bfloat16 (AMX) the whole
 inference was 8-15% slower, so only the float32 inference model tiles (Config.CONV_TILES),
-and only the wide 3x3 convs of the FPN and the RPN: 1024 px inference took 2.49-2.51 s
-instead of 2.74-2.81 s (ResNet-50, batch 1; no change at batch 4).
+and only the wide 3x3 convs of the FPN and the RPN; whole-model figures under TiledConv2D.
 """
 
 import keras

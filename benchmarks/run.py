@@ -190,7 +190,7 @@ def _child(args):
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op or args.threads)
         case = case_inference if kind == "inference" else case_training
         result = case(warmup=args.warmup, runs=args.runs, **spec)
     result["peak_rss_mib"] = _peak_rss_mib()
@@ -198,12 +198,15 @@ def _child(args):
 
 
 def run_case(case, python, threads, warmup=2, runs=5, script=__file__, env=None,
-             keep_stdout=False):
+             keep_stdout=False, inter_op=None):
     """Runs one case in its own process (`script --child`) and returns the case dict with
     the child's RESULT figures (and its whole "stdout" with keep_stdout), or None after
-    printing why it failed. `env` adds to the environment (e.g. ONEDNN_VERBOSE)."""
+    printing why it failed. `env` adds to the environment (e.g. ONEDNN_VERBOSE). inter_op:
+    TensorFlow's inter-op threads in the child (default `threads`; 1 runs one op at a time)."""
     cmd = [python, script, "--child", json.dumps(case), "--threads", str(threads),
            "--warmup", str(warmup), "--runs", str(runs)]
+    if inter_op:
+        cmd += ["--inter-op", str(inter_op)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **(env or {}))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -308,6 +311,7 @@ def main(argv=None):
                    help="run the torchvision cases under torch.autocast('cpu', bfloat16), to "
                         "compare with --set MIXED_PRECISION=\"'mixed_bfloat16'\"")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--inter-op", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return _child(args)

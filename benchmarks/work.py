@@ -89,6 +89,20 @@ def count_macs(log_text):
     return total, by_kind
 
 
+def pass_seconds(log_text):
+    """{prop_kind: seconds} of a oneDNN verbose log: the execution times (the log's last field,
+    milliseconds) of the counted primitives by pass, and of all other primitives (reorders,
+    pooling, softmax...) under "other"."""
+    seconds = {}
+    for line in log_text.splitlines():
+        fields = line.strip().split(",")
+        if len(fields) < 8 or fields[:4] != ["onednn_verbose", "v1", "primitive", "exec"]:
+            continue
+        kind = (fields[7] or "undef") if fields[5] in _COUNTED else "other"
+        seconds[kind] = seconds.get(kind, 0.0) + float(fields[-1]) / 1000
+    return seconds
+
+
 def gemm_rate(dtype="float32", n=4096, runs=5):
     """Multiply-adds per second of an n x n x n tf.matmul at `dtype`, best of `runs`."""
     import tensorflow as tf
@@ -182,10 +196,12 @@ def _child(args):
 
 def mrcnn_work(case, threads):
     """Multiply-adds of one mrcnn execution of a run.py case (per image for inference), from
-    oneDNN's log of one warm-up and one timed run; None when the case fails or TensorFlow
-    logs no oneDNN primitive (oneDNN off: TF_ENABLE_ONEDNN_OPTS=0, or not an x86 CPU)."""
+    oneDNN's log of one warm-up and one timed run, and the seconds its primitives took by pass
+    ("seconds_by_kind"; TensorFlow runs one op at a time here, so that they do not overlap);
+    None when the case fails or TensorFlow logs no oneDNN primitive (oneDNN off:
+    TF_ENABLE_ONEDNN_OPTS=0, or not an x86 CPU)."""
     result = run.run_case(case, sys.executable, threads, warmup=1, runs=1,
-                          env={"ONEDNN_VERBOSE": "1"}, keep_stdout=True)
+                          env={"ONEDNN_VERBOSE": "1"}, keep_stdout=True, inter_op=1)
     if result is None:
         return None
     total, by_kind = count_macs(result["stdout"])
@@ -193,7 +209,8 @@ def mrcnn_work(case, threads):
         print(f"no oneDNN primitives logged for {case['kind']}: cannot count its work")
         return None
     per = 2 * (case["batch"] if case["kind"] == "inference" else 1)
-    return {"macs": total / per, "by_kind": {k: v / per for k, v in by_kind.items()}}
+    return {"macs": total / per, "by_kind": {k: v / per for k, v in by_kind.items()},
+            "seconds_by_kind": {k: v / per for k, v in pass_seconds(result["stdout"]).items()}}
 
 
 def _seconds(result):
@@ -293,6 +310,17 @@ def main(argv=None):
         if entry["mrcnn"] and "by_kind" in entry["mrcnn"]:
             print("  mrcnn by pass: " + ", ".join(
                 f"{k} {v / 1e9:.1f} G" for k, v in sorted(entry["mrcnn"]["by_kind"].items())))
+            times = entry["mrcnn"]["seconds_by_kind"]
+            print(f"  mrcnn's oneDNN primitives (ops one at a time, verbose log on): "
+                  f"{sum(times.values()):.2f} s per {unit}")
+            for k, t in sorted(times.items(), key=lambda kv: -kv[1]):
+                macs = entry["mrcnn"]["by_kind"].get(k, 0)
+                line = f"    {k:18} {t:6.2f} s"
+                if macs and t:
+                    line += f", {macs / t / 1e9:.0f} G/s"
+                    if peak and not bf16:
+                        line += f" ({macs / t / peak:.0%} of the peak)"
+                print(line)
         theirs = entry.get("torchvision")
         if entry["mrcnn"] and theirs and "seconds" in theirs:
             print(f"  lowest ratio ours / torchvision that our floor allows: "

@@ -8,7 +8,14 @@ import textwrap
 
 import pytest
 
-from benchmarks.work import count_macs, fma_peak, gemm_rate, primitive_macs, vector_flags
+from benchmarks.work import (
+    count_macs,
+    fma_peak,
+    gemm_rate,
+    pass_seconds,
+    primitive_macs,
+    vector_flags,
+)
 
 HEAD = "onednn_verbose,v1,primitive,exec,cpu,"
 
@@ -49,6 +56,11 @@ def test_primitive_macs_hand_computed():
     total, by_kind = count_macs("\n".join([conv, grouped, gemm, "unrelated text"]))
     assert total == 6480 + 48 + 1024 * 200 * 16
     assert by_kind == {"forward_training": 6480 + 48, "undef": 1024 * 200 * 16}
+    # Times (the last field, ms) by pass; uncounted primitives under "other".
+    reorder = f"{HEAD}reorder,jit:uni,undef,src:f32 dst:f32,,,1024x256x7x7,0.5"
+    seconds = pass_seconds("\n".join([conv, grouped, gemm, reorder, "unrelated text"]))
+    assert seconds == pytest.approx({"forward_training": 0.0005, "undef": 0.0001,
+                                     "other": 0.0005})
 
 
 def test_count_macs_on_a_real_onednn_log():
@@ -72,6 +84,9 @@ def test_count_macs_on_a_real_onednn_log():
     assert by_kind == {"forward_training": forward, "backward_data": forward,
                        "backward_weights": forward}
     assert total == 3 * forward
+    seconds = pass_seconds(out.stdout)
+    assert {"forward_training", "backward_data", "backward_weights"} <= seconds.keys()
+    assert all(t > 0 for t in seconds.values())
 
 
 def test_vector_flags(tmp_path):

@@ -11,8 +11,8 @@ Measured on a 2-core Intel Xeon (AVX-512), a forward 3x3 conv, 2 threads:
     128x128, 256 -> 256     140 G/s     158 G/s
     256x256,  64 ->  64     177 G/s     139 G/s   (narrow: slower, not used there)
 
-The backward passes gained little from tiles (a 5% faster filter gradient, an input gradient
-no faster), so the gradients are those of the untiled convolution, computed on the whole map:
+The backward passes gained little from tiles (a 5% faster filter gradient, a slower input
+gradient), so the gradients are those of the untiled convolution, computed on the whole map:
 training gets the forward pass's gain. In bfloat16 (AMX) the whole inference was 8-15%
 slower tiled, so only float32 models tile (Config.CONV_TILES), and only the wide 3x3 convs of
 the FPN and the RPN; whole-model figures under TiledConv2D.
@@ -25,7 +25,6 @@ __all__ = ["TiledConv2D", "tiled_conv2d"]
 
 
 def _tiled_forward(inputs, kernel, tiles):
-    """tiled_conv2d's value (no custom gradient): pad, cut, convolve "VALID", reassemble."""
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
     ph, pw = kh // 2, kw // 2
     shape = tf.shape(inputs)

@@ -11,11 +11,9 @@ Measured on a 2-core Intel Xeon (AVX-512), a forward 3x3 conv, 2 threads:
     128x128, 256 -> 256     140 G/s     158 G/s
     256x256,  64 ->  64     177 G/s     139 G/s   (narrow: slower, not used there)
 
-The backward passes gained little from tiles (a 5% faster filter gradient, a slower input
-gradient), so the gradients are those of the untiled convolution, computed on the whole map:
-training gets the forward pass's gain. In bfloat16 (AMX) the whole inference was 8-15%
-slower tiled, so only float32 models tile (Config.CONV_TILES), and only the wide 3x3 convs of
-the FPN and the RPN; whole-model figures under TiledConv2D.
+With the backward passes (training) it gained nothing, and in bfloat16 (AMX) the whole
+inference was 8-15% slower, so only the float32 inference model tiles (Config.CONV_TILES),
+and only the wide 3x3 convs of the FPN and the RPN; whole-model figures under TiledConv2D.
 """
 
 import keras
@@ -24,8 +22,18 @@ import tensorflow as tf
 __all__ = ["TiledConv2D", "tiled_conv2d"]
 
 
-def _tiled_forward(inputs, kernel, tiles):
+def tiled_conv2d(inputs, kernel, tiles):
+    """tf.nn.conv2d(inputs, kernel, 1, "SAME") computed on tiles x tiles tiles of each image.
+
+    inputs: [batch, height, width, channels] (any height and width, also unknown until run
+    time); kernel: [kh, kw, channels, filters] with odd kh and kw. Returns [batch, height,
+    width, filters]. Each tile covers ceil(height / tiles) x ceil(width / tiles) output pixels
+    plus a halo of kh // 2 and kw // 2 input pixels on each side; the map is zero-padded to a
+    whole number of tiles (as "SAME" pads its border) and the result cropped back.
+    """
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"tiled_conv2d needs an odd kernel size, got {kh}x{kw}")
     ph, pw = kh // 2, kw // 2
     shape = tf.shape(inputs)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -42,36 +50,6 @@ def _tiled_forward(inputs, kernel, tiles):
     out = tf.transpose(out, [2, 0, 3, 1, 4, 5])
     out = tf.reshape(out, [batch, tiles * th, tiles * tw, filters])
     return out[:, :height, :width]
-
-
-def tiled_conv2d(inputs, kernel, tiles):
-    """tf.nn.conv2d(inputs, kernel, 1, "SAME") computed on tiles x tiles tiles of each image.
-
-    inputs: [batch, height, width, channels] (any height and width, also unknown until run
-    time); kernel: [kh, kw, channels, filters] with odd kh and kw. Returns [batch, height,
-    width, filters]. Each tile covers ceil(height / tiles) x ceil(width / tiles) output pixels
-    plus a halo of kh // 2 and kw // 2 input pixels on each side; the map is zero-padded to a
-    whole number of tiles (as "SAME" pads its border) and the result cropped back.
-    The gradients are those of the untiled convolution (Conv2DBackpropInput and
-    Conv2DBackpropFilter on the whole map).
-    """
-    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"tiled_conv2d needs an odd kernel size, got {kh}x{kw}")
-
-    @tf.custom_gradient
-    def conv(x, k):
-        def grad(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=[1, 1, 1, 1],
-                padding="SAME")
-            dk = tf.raw_ops.Conv2DBackpropFilter(
-                input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=[1, 1, 1, 1],
-                padding="SAME")
-            return dx, dk
-        return _tiled_forward(x, k, tiles), grad
-
-    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

@@ -50,12 +50,24 @@ _GEMM = re.compile(r"(\d+)x(\d+):(\d+)x(\d+)$")
 _COUNTED = ("convolution", "deconvolution", "inner_product", "gemm_api")
 
 
+def _exec_fields(line):
+    """The comma-separated fields of a oneDNN verbose `exec` line (field 5: the primitive,
+    7: its pass, -2: the problem, -1: milliseconds), or None for any other line."""
+    fields = line.strip().split(",")
+    if len(fields) < 8 or fields[:4] != ["onednn_verbose", "v1", "primitive", "exec"]:
+        return None
+    return fields
+
+
+def _pass(fields):
+    return fields[7] or "undef"
+
+
 def primitive_macs(line):
     """Multiply-adds of one oneDNN verbose `exec` line; 0 for other lines and primitives
     (reorders, pooling, softmax...)."""
-    fields = line.strip().split(",")
-    if len(fields) < 8 or fields[:4] != ["onednn_verbose", "v1", "primitive", "exec"] or \
-            fields[5] not in _COUNTED:
+    fields = _exec_fields(line)
+    if fields is None or fields[5] not in _COUNTED:
         return 0
     problem = fields[-2]
     m = _CONV.match(problem)
@@ -83,7 +95,7 @@ def count_macs(log_text):
     for line in log_text.splitlines():
         macs = primitive_macs(line)
         if macs:
-            kind = line.split(",")[7] or "undef"
+            kind = _pass(_exec_fields(line))
             by_kind[kind] = by_kind.get(kind, 0) + macs
             total += macs
     return total, by_kind
@@ -95,10 +107,10 @@ def pass_seconds(log_text):
     pooling, softmax...) under "other"."""
     seconds = {}
     for line in log_text.splitlines():
-        fields = line.strip().split(",")
-        if len(fields) < 8 or fields[:4] != ["onednn_verbose", "v1", "primitive", "exec"]:
+        fields = _exec_fields(line)
+        if fields is None:
             continue
-        kind = (fields[7] or "undef") if fields[5] in _COUNTED else "other"
+        kind = _pass(fields) if fields[5] in _COUNTED else "other"
         seconds[kind] = seconds.get(kind, 0.0) + float(fields[-1]) / 1000
     return seconds
 

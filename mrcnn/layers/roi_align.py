@@ -14,6 +14,14 @@ MODES = ("paper", "matterport", "torchvision")
 LEVEL_MAPPERS = ("matterport", "torchvision")
 
 
+def _clamp_levels(level):
+    """Float levels -> int32 in 2..5. An empty box's -inf goes to 2; so does NaN (an inverted
+    box's negative area): cast to int32 it would be no level at all, and its ROI would drop
+    out of the pooled output (a shape error)."""
+    level = tf.where(tf.math.is_nan(level), 2.0, level)
+    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32)
+
+
 def roi_levels_graph(boxes, image_shape):
     """FPN level (2..5) of each ROI, equation 1 of the FPN paper with k0 = 4 and 224 px canonical.
 
@@ -26,8 +34,7 @@ def roi_levels_graph(boxes, image_shape):
     image_shape = tf.cast(image_shape, tf.float32)
     image_area = (image_shape[:, 0] * image_shape[:, 1])[:, None]
     level = tf.math.log(tf.sqrt(h * w) / (224.0 / tf.sqrt(image_area))) / tf.math.log(2.0)
-    level = tf.clip_by_value(4.0 + tf.round(level), 2.0, 5.0)  # -inf (empty box) -> 2
-    return tf.cast(level, tf.int32)
+    return _clamp_levels(4.0 + tf.round(level))
 
 
 def roi_levels_torchvision_graph(pixel_boxes):
@@ -38,8 +45,7 @@ def roi_levels_torchvision_graph(pixel_boxes):
     """
     area = (pixel_boxes[..., 2] - pixel_boxes[..., 0]) * (pixel_boxes[..., 3] - pixel_boxes[..., 1])
     level = tf.floor(4.0 + tf.math.log(tf.sqrt(area) / 224.0) / tf.math.log(2.0) + 1e-6)
-    level = tf.clip_by_value(level, 2.0, 5.0)  # -inf (empty box) -> 2, NaN never (area >= 0)
-    return tf.cast(level, tf.int32)
+    return _clamp_levels(level)
 
 
 def roi_align_torchvision_graph(feature_map, pixel_boxes, box_indices, pool_shape, stride,
@@ -171,6 +177,10 @@ class PyramidROIAlign(Float32Layer):
 
     def call(self, boxes, image_meta, feature_maps):
         boxes = tf.stop_gradient(tf.cast(boxes, tf.float32))
+        # A box with a non-finite coordinate (a step on a non-finite batch, which the training
+        # guard skips) pools as a zero box: CropAndResize rejects it on CPUs.
+        finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1, keepdims=True)
+        boxes = tf.where(finite, boxes, 0.0)
         image_shape = parse_image_meta_graph(image_meta)["image_shape"][:, :2]
         pixel_boxes = normalized_to_pixels_graph(boxes, image_shape)
         if self.level_mapper == "torchvision":

@@ -48,6 +48,29 @@ def test_matches_numpy_definition(mode, ratio, sampler):
     assert levels_seen == {2, 3, 4, 5}
 
 
+@pytest.mark.parametrize("sampler", ["crop_and_resize", "gather"])
+@pytest.mark.parametrize("mapper", ["matterport", "torchvision"])
+def test_non_finite_boxes_keep_their_rows(mapper, sampler):
+    # A step on a non-finite batch (which the training guard skips) gives NaN and inf boxes,
+    # an inverted box a NaN level: the output keeps every row, finite, and the other boxes'
+    # rows are unchanged (before: CropAndResize's error, or rows dropped, a reshape error).
+    rng = np.random.default_rng(1)
+    boxes, meta, maps = _inputs(rng)
+    bad = boxes.copy()
+    bad[0, 2] = np.nan
+    bad[1, 5] = [0.1, np.inf, 0.5, np.inf]
+    bad[1, 7] = [0.5, 0.5, 0.2, 0.2]  # inverted: negative area
+    layer = PyramidROIAlign((7, 7), level_mapper=mapper, sampler=sampler,
+                            mode="torchvision" if mapper == "torchvision" else "paper")
+    good_out = np.asarray(layer(boxes, meta, maps))
+    bad_out = np.asarray(layer(bad, meta, maps))
+    assert bad_out.shape == good_out.shape == (2, 16, 7, 7, 3)
+    assert np.all(np.isfinite(bad_out))
+    keep = np.ones((2, 16), bool)
+    keep[0, 2] = keep[1, 5] = keep[1, 7] = False
+    np.testing.assert_array_equal(bad_out[keep], good_out[keep])
+
+
 def test_hand_computed_single_bin():
     # A 2x2 map [[0, 1], [2, 3]]: the box covering it, pooled to one bin with 2x2 samples at
     # (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75) -> values 0.75, 1.25, 1.75, 2.25.

@@ -159,9 +159,10 @@ class Config:
     # crops use gathers (TF has no XLA kernel for CropAndResize; same values, ops/crop.py).
     # False (default): measured faster on CPUs (README, Speed); try True on GPUs.
     XLA = False
-    # Inference only: the FPN's and RPN's wide 3x3 convs run on CONV_TILES x CONV_TILES
-    # overlapping tiles of each image, stacked in the batch (layers/tiled_conv.py): the same
-    # numbers, faster with oneDNN's float32 CPU kernels at batch 1 (README, Speed). 1: off.
+    # The FPN's and RPN's wide 3x3 convs run on CONV_TILES x CONV_TILES overlapping tiles of
+    # each image, stacked in the batch (layers/tiled_conv.py; the forward pass, in training
+    # and inference): the same numbers, faster with oneDNN's float32 CPU kernels at batch 1
+    # (README, Speed). 1: off.
     # "auto": 2 in float32 (MIXED_PRECISION None) where TensorFlow sees no GPU, else 1.
     CONV_TILES = "auto"
     # Resumable training (README "When training stops"). Besides the per-epoch checkpoints,

@@ -149,7 +149,11 @@ def test_resnext50_trains_and_detects(tmp_path, shapes_datasets):
 def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     """CONV_TILES tiles the inference model's FPN and RPN 3x3 convs: same layer names and
     weights, and the same feature maps and RPN outputs as untiled convs (at 512 px, where P2
-    is 128x128: big enough to be tiled). Training never tiles."""
+    is 128x128: big enough to be tiled). The training model tiles them too, with the
+    gradients of the untiled convs."""
+    import keras
+    import tensorflow as tf
+
     from mrcnn.builder import conv_tiles
     from mrcnn.layers.tiled_conv import TiledConv2D
 
@@ -176,5 +180,30 @@ def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     assert outputs[0]["p2"].shape == (1, 128, 128, 256)
     for key, _ in names:
         np.testing.assert_allclose(outputs[1][key], outputs[0][key], rtol=1e-4, atol=1e-4)
-    km = modellib.MaskRCNN("training", config, str(tmp_path)).keras_model
-    assert km.get_layer("fpn_p2").tiles == 1
+    # Training: the RPN outputs' gradients with respect to every weight under them (trunk,
+    # FPN, RPN), tiled and untiled, on the same weights.
+    image = tf.constant(np.stack(images).astype(np.float32) - 128)
+    grads, start = [], None
+    for tiles in (1, 2):
+        config = type("Big", (type(tiny_config),), {"IMAGE_MIN_DIM": 512, "IMAGE_MAX_DIM": 512,
+                                                    "IMAGES_PER_GPU": 1, "CONV_TILES": tiles})()
+        km = modellib.MaskRCNN("training", config, str(tmp_path)).keras_model
+        assert km.get_layer("fpn_p2").tiles == tiles
+        rpn = keras.Model(km.get_layer("input_image").output,
+                          [km.get_layer("rpn_class_logits").output,
+                           km.get_layer("rpn_bbox").output])
+        start = start or {w.path: w.numpy() for w in rpn.weights}
+        for w in rpn.weights:
+            w.assign(start[w.path])
+        with tf.GradientTape() as tape:
+            logits, deltas = rpn(image)
+            loss = tf.reduce_mean(logits ** 2) + tf.reduce_mean(deltas ** 2)
+        grads.append({w.path: g for w, g in zip(rpn.trainable_weights,
+                                                tape.gradient(loss, rpn.trainable_weights))})
+    assert "fpn_p2/kernel" in grads[0] and "conv1/kernel" in grads[0]
+    assert grads[0].keys() == grads[1].keys()
+    for path, g in grads[0].items():
+        assert g is not None and grads[1][path] is not None, path
+        scale = float(tf.reduce_max(tf.abs(g))) + 1e-12
+        np.testing.assert_allclose(grads[1][path].numpy() / scale, g.numpy() / scale,
+                                   atol=1e-4, err_msg=path)

@@ -11,9 +11,11 @@ Measured on a 2-core Intel Xeon (AVX-512), a forward 3x3 conv, 2 threads:
     128x128, 256 -> 256     140 G/s     158 G/s
     256x256,  64 ->  64     177 G/s     139 G/s   (narrow: slower, not used there)
 
-With the backward passes (training) it gained nothing, and in bfloat16 (AMX) the whole
-inference was 8-15% slower, so only the float32 inference model tiles (Config.CONV_TILES),
-and only the wide 3x3 convs of the FPN and the RPN; whole-model figures under TiledConv2D.
+The backward passes gained little from tiles (a 5% faster filter gradient, an input gradient
+no faster), so the gradients are those of the untiled convolution, computed on the whole map:
+training gets the forward pass's gain. In bfloat16 (AMX) the whole inference was 8-15%
+slower tiled, so only float32 models tile (Config.CONV_TILES), and only the wide 3x3 convs of
+the FPN and the RPN; whole-model figures under TiledConv2D.
 """
 
 import keras
@@ -22,18 +24,9 @@ import tensorflow as tf
 __all__ = ["TiledConv2D", "tiled_conv2d"]
 
 
-def tiled_conv2d(inputs, kernel, tiles):
-    """tf.nn.conv2d(inputs, kernel, 1, "SAME") computed on tiles x tiles tiles of each image.
-
-    inputs: [batch, height, width, channels] (any height and width, also unknown until run
-    time); kernel: [kh, kw, channels, filters] with odd kh and kw. Returns [batch, height,
-    width, filters]. Each tile covers ceil(height / tiles) x ceil(width / tiles) output pixels
-    plus a halo of kh // 2 and kw // 2 input pixels on each side; the map is zero-padded to a
-    whole number of tiles (as "SAME" pads its border) and the result cropped back.
-    """
+def _tiled_forward(inputs, kernel, tiles):
+    """tiled_conv2d's value (no custom gradient): pad, cut, convolve "VALID", reassemble."""
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"tiled_conv2d needs an odd kernel size, got {kh}x{kw}")
     ph, pw = kh // 2, kw // 2
     shape = tf.shape(inputs)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -52,15 +45,46 @@ def tiled_conv2d(inputs, kernel, tiles):
     return out[:, :height, :width]
 
 
+def tiled_conv2d(inputs, kernel, tiles):
+    """tf.nn.conv2d(inputs, kernel, 1, "SAME") computed on tiles x tiles tiles of each image.
+
+    inputs: [batch, height, width, channels] (any height and width, also unknown until run
+    time); kernel: [kh, kw, channels, filters] with odd kh and kw. Returns [batch, height,
+    width, filters]. Each tile covers ceil(height / tiles) x ceil(width / tiles) output pixels
+    plus a halo of kh // 2 and kw // 2 input pixels on each side; the map is zero-padded to a
+    whole number of tiles (as "SAME" pads its border) and the result cropped back.
+    The gradients are those of the untiled convolution (Conv2DBackpropInput and
+    Conv2DBackpropFilter on the whole map).
+    """
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"tiled_conv2d needs an odd kernel size, got {kh}x{kw}")
+
+    @tf.custom_gradient
+    def conv(x, k):
+        def grad(dy):
+            dx = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=[1, 1, 1, 1],
+                padding="SAME")
+            dk = tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=[1, 1, 1, 1],
+                padding="SAME")
+            return dx, dk
+        return _tiled_forward(x, k, tiles), grad
+
+    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
+
+
 @keras.saving.register_keras_serializable(package="mrcnn")
 class TiledConv2D(keras.layers.Conv2D):
     """keras.layers.Conv2D with the same arguments, weights and name, plus `tiles`: with
     tiles > 1 a stride-1, undilated, "same" convolution of a map at least `min_size` pixels
-    high and wide (decided when it runs) runs as tiled_conv2d (tiles x tiles tiles per
-    image); smaller maps, any other convolution, or tiles = 1 run as Conv2D does. Whole-model
-    inference, ResNet-50, batch 1: 1024 px (P2 256x256, P3 128x128 tiled) 6-11% faster;
-    512 px (P2 128x128) the same within the 5% noise; at 320 px with every map tiled it was
-    0-10% slower, hence min_size. channels_last only."""
+    high and wide runs as tiled_conv2d (tiles x tiles tiles per image); smaller maps, any
+    other convolution, or tiles = 1 run as Conv2D does. The size is checked when traced if
+    known then (the training model: no tf.cond in its graph), else by a tf.cond when it
+    runs. Whole-model inference, ResNet-50, batch 1: 1024 px (P2 256x256, P3 128x128 tiled)
+    6-11% faster; 512 px (P2 128x128) the same within the 5% noise; at 320 px with every map
+    tiled it was 0-10% slower, hence min_size. channels_last only."""
 
     def __init__(self, *args, tiles=1, min_size=128, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,6 +103,11 @@ class TiledConv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         if not self._tiled():
+            return super().convolution_op(inputs, kernel)
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is not None and width is not None:  # known when traced: no tf.cond
+            if min(height, width) >= self.min_size:
+                return tiled_conv2d(inputs, kernel, self.tiles)
             return super().convolution_op(inputs, kernel)
         shape = tf.shape(inputs)
         return tf.cond(tf.minimum(shape[1], shape[2]) >= self.min_size,

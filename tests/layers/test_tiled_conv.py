@@ -111,3 +111,11 @@ def test_small_maps_are_not_tiled(monkeypatch):
         np.testing.assert_allclose(layer(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
         assert bool(calls) == tiled
         np.testing.assert_allclose(fn(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+    # Sizes known when traced (the training model's fixed image shape): decided then, so the
+    # graph holds one path and no tf.cond.
+    for shape, tiled in [((1, 11, 40, 3), False), ((2, 12, 12, 3), True)]:
+        calls.clear()
+        graph = tf.function(lambda x: layer(x)).get_concrete_function(
+            tf.TensorSpec(shape)).graph
+        assert bool(calls) == tiled
+        assert not {op.type for op in graph.get_operations()} & {"If", "StatelessIf"}

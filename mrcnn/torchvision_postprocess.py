@@ -171,7 +171,8 @@ def detect_torchvision(keras_model, config, images):
     original-image pixels (unrounded, as torchvision's boxes), class_ids [N], scores [N],
     masks [H, W, N] bool (all False for a model without the mask head); with a keypoint head
     (NUM_KEYPOINTS > 0, e.g. TorchvisionKeypointRCNNConfig) also keypoints [N, K, (x, y,
-    score)] float32 original pixels (keypoints_torchvision).
+    score)] float32 original pixels (keypoints_torchvision); with Config.MASK_SCORING also
+    mask_scores [N] float32 (class score x predicted MaskIoU), as MaskRCNN.detect.
     """
     if config.RPN_ANCHOR_LAYOUT != "torchvision":
         raise ValueError("detect_torchvision needs RPN_ANCHOR_LAYOUT = 'torchvision' (anchors "
@@ -180,13 +181,16 @@ def detect_torchvision(keras_model, config, images):
     anchors = np.zeros((len(images), 1, 4), np.float32)  # unused by the torchvision layout
     outputs = keras_model.predict([molded, metas, anchors], verbose=0)
     detections, masks = outputs[0], outputs[3]
-    keypoint_index = inference_output_names(config).index("mrcnn_keypoint") \
-        if config.NUM_KEYPOINTS else None
+    names = inference_output_names(config)
+    keypoint_index = names.index("mrcnn_keypoint") if config.NUM_KEYPOINTS else None
+    mask_scores = outputs[names.index("mrcnn_mask_scores")] if config.MASK_SCORING else None
     results = []
     for i, image in enumerate(images):
         rois, class_ids, scores, full = unmold_detections_torchvision(
             detections[i], masks[i], image.shape, molded.shape[1:], windows[i])
         result = {"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full}
+        if mask_scores is not None:  # the rows unmold_detections_torchvision keeps
+            result["mask_scores"] = mask_scores[i][detections[i][:, 5] > 0].astype(np.float32)
         if config.NUM_KEYPOINTS:
             result["keypoints"] = keypoints_torchvision(detections[i], outputs[keypoint_index][i],
                                                         image.shape, molded.shape[1:], windows[i])

@@ -412,3 +412,40 @@ def test_train_detect_weights_by_name_and_export(tmp_path, shapes_datasets):
             np.testing.assert_array_equal(a, b)
     r = infer.detect([image])[0]
     assert r["mask_scores"].shape == r["scores"].shape
+
+
+@pytest.mark.slow
+def test_detect_torchvision_returns_mask_scores(tmp_path):
+    from mrcnn import model as modellib
+    from mrcnn.presets import TorchvisionMaskRCNNConfig
+    from mrcnn.torchvision_postprocess import detect_torchvision, mold_inputs_torchvision
+
+    class Config(TorchvisionMaskRCNNConfig):
+        NAME = "tv_mask_scoring"
+        NUM_CLASSES = 3
+        IMAGE_MIN_DIM = 128
+        IMAGE_MAX_DIM = 160
+        MASK_SCORING = True
+        MASKIOU_CONV_CHANNELS = 32
+        MASKIOU_FC_SIZE = 64
+        DETECTION_MIN_CONFIDENCE = 0.0
+
+    config = Config()
+    infer = modellib.MaskRCNN("inference", config, str(tmp_path))
+    head = infer.keras_model.get_layer("mrcnn_maskiou")  # predicted MaskIoU about 0.5
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 0.02, bias + 0.5])
+    image = np.random.default_rng(0).integers(0, 255, (120, 150, 3), dtype=np.uint8)
+    (r,) = detect_torchvision(infer.keras_model, config, [image])
+    n = len(r["class_ids"])
+    assert n > 0 and r["mask_scores"].shape == (n,) and r["mask_scores"].dtype == np.float32
+    # The same rows as the boxes: class score x the head's MaskIoU of the detected class.
+    molded, metas, _ = mold_inputs_torchvision([image], config)
+    outputs = dict(zip(builder.inference_output_names(config), infer.keras_model.predict(
+        [molded, metas, np.zeros((1, 1, 4), np.float32)], verbose=0)))
+    det, iou = outputs["mrcnn_detection"][0], outputs["mrcnn_maskiou"][0]
+    valid = det[:, 5] > 0
+    want = det[valid, 5] * np.clip(iou[valid, det[valid, 4].astype(int)], 0, 1)
+    np.testing.assert_allclose(r["mask_scores"], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r["scores"], det[valid, 5], rtol=1e-6)
+    assert np.all(r["mask_scores"] > 0.3 * r["scores"])

@@ -296,6 +296,32 @@ def test_nonfinite_guard_agrees_across_replicas(tmp_path):
     assert "changed" in out.stdout
 
 
+@pytest.mark.slow
+def test_nonfinite_step_is_skipped_eagerly(tmp_path):
+    """train_step run eagerly (as under run_eagerly=True) on a batch with an all-inf image:
+    every ROI is NaN, and PyramidROIAlign must still pool them (it used to drop their rows,
+    a reshape error) so that the guard can skip the step; a finite batch then trains."""
+    from mrcnn import model as modellib
+
+    config = MiniConfig()
+    keras.utils.set_random_seed(0)
+    model = modellib.MaskRCNN("training", config, str(tmp_path))
+    model.set_trainable("all", verbose=0)
+    trainer = model.compile(0.01, 0.9)
+    good = DataGenerator(shapes(4, 0), config, batch_size=2, steps=1, seed=0)[0][0]
+    bad = dict(good, input_image=good["input_image"].copy())
+    bad["input_image"][1] = np.inf
+    before = model.keras_model.get_weights()
+    trainer.train_step(bad)
+    assert int(trainer.optimizer.iterations.numpy()) == 0
+    assert float(trainer.step_finite.numpy()) == 0.0
+    for a, b in zip(before, model.keras_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    trainer.train_step(good)
+    assert int(trainer.optimizer.iterations.numpy()) == 1
+    assert float(trainer.step_finite.numpy()) == 1.0
+
+
 # ---------------------------------------------------------------------- checkpoint files
 def _tiny_model(seed=0):
     keras.utils.set_random_seed(seed)

@@ -149,11 +149,14 @@ def _backbone_rpn(config, input_image, tiles=1):
                         symmetric_padding=config.RESNET_SYMMETRIC_PADDING,
                         bn_epsilon=config.BN_EPSILON)
     C2, C3, C4, C5 = build_backbone(input_image, config.BACKBONE, train_bn, style)
-    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE, tiles)
+    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE, tiles,
+                                   batch_norm=config.FPN_BATCH_NORM, train_bn=train_bn,
+                                   bn_epsilon=config.BN_EPSILON)
     rpn_feature_maps = [P2, P3, P4, P5, P6]
     mrcnn_feature_maps = [P2, P3, P4, P5]
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE, config.RPN_CONV_CHANNELS, tiles)
+                          config.TOP_DOWN_PYRAMID_SIZE, config.RPN_CONV_CHANNELS, tiles,
+                          config.RPN_CONV_DEPTH)
     level_outputs = [rpn([p]) for p in rpn_feature_maps]
     names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
     # float32 under mixed precision: proposals and losses read them.
@@ -166,6 +169,7 @@ def _heads_kwargs(config):
     return {"train_bn": train_bn_flag(config), "roi_align_mode": config.ROI_ALIGN_MODE,
             "sampling_ratio": config.ROI_ALIGN_SAMPLING_RATIO,
             "level_mapper": config.ROI_LEVEL_MAPPER, "batch_norm": config.HEADS_BATCH_NORM,
+            "bn_epsilon": config.BN_EPSILON,
             "sampler": roi_sampler(config)}
 
 
@@ -226,7 +230,8 @@ def build_inference_model(config):
                           input_anchors, input_image, input_image_meta)
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **_heads_kwargs(config))
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, head=config.BOX_HEAD,
+        **_heads_kwargs(config))
     detections = DetectionLayer(
         max_instances=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
@@ -303,7 +308,8 @@ def build_training_model(config):
         target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, **_heads_kwargs(config))
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, head=config.BOX_HEAD,
+        **_heads_kwargs(config))
     # DetectionTargetLayer puts the positive ROIs first, so the first int(T * ratio) rows hold
     # every ROI that has a mask target: the mask head runs on those only (its loss ignores the
     # rest), about a third of matterport's mask-head work in training.

@@ -31,6 +31,7 @@ from mrcnn.initial_weights import (
     COCO_WEIGHTS_NAME,
     HEAD_LAYERS,
     REPO_ROOT,
+    TORCHVISION_MODES,
     WEIGHT_MODES,
     load_initial_weights,
     resolve_weights,
@@ -128,7 +129,8 @@ def add_training_arguments(parser, name, epochs, lr_drop_epochs=0, weights="none
                                         "images unless --val-images is given)")
         p.add_argument("--val-images", help="folder of the validation images")
     p.add_argument("--weights", type=_weights_arg, default=weights,
-                   help="coco, imagenet, last, none, torchvision or a weights file "
+                   help="coco, imagenet, last, none, torchvision, torchvision_v2 or a "
+                        "weights file "
                         f"(default {weights})")
     p.add_argument("--weights-dir", default=REPO_ROOT,
                    help=f"where --weights coco looks for / downloads {COCO_WEIGHTS_NAME} "
@@ -233,7 +235,7 @@ def check_args(args, parser):
     if args.epochs < 0 or args.lr_drop_epochs < 0 or args.limit < 0:
         parser.error("--epochs, --lr-drop-epochs and --limit must be >= 0")
     if args.layers is None:
-        args.layers = "heads" if args.weights in ("coco", "torchvision") else "all"
+        args.layers = "heads" if args.weights in ("coco",) + TORCHVISION_MODES else "all"
     return args
 
 

@@ -185,7 +185,7 @@ class Config:
     # Strided 3x3 convs and the stem max-pool pad 1 pixel on every side (PyTorch) instead of
     # Keras "same" padding (bottom/right only on even inputs).
     RESNET_SYMMETRIC_PADDING = False
-    # Epsilon of the backbone BatchNorm layers (Keras default 1e-3; torchvision 1e-5).
+    # Epsilon of every BatchNorm layer (Keras default 1e-3; torchvision 1e-5).
     BN_EPSILON = 1e-3
     # Channels of the RPN's shared 3x3 conv (matterport 512, torchvision 256).
     RPN_CONV_CHANNELS = 512
@@ -211,9 +211,14 @@ class Config:
     # RoI -> pyramid level. "matterport": round(4 + log2(sqrt(wh) / (224 / sqrt(image area))))
     # on normalized boxes. "torchvision": floor(4 + log2(sqrt(wh) / 224 + 1e-6)), wh in pixels.
     ROI_LEVEL_MAPPER = "matterport"
-    # BatchNorm layers after the box head's FC layers and the mask head's convs (matterport's
-    # heads have them, torchvision's v1 heads do not).
+    # BatchNorm layers after the box head's FC layers (its convs with BOX_HEAD "4conv1fc")
+    # and the mask head's convs (matterport's heads have them, torchvision's v1 heads do not).
     HEADS_BATCH_NORM = True
+    # torchvision's Mask R-CNN v2: bias-free FPN convs with BatchNorm; 2 RPN 3x3 convs (the
+    # second rpn_conv_shared2); box head "4conv1fc" (four 3x3 convs, one FC) for "2fc".
+    FPN_BATCH_NORM = False
+    RPN_CONV_DEPTH = 1
+    BOX_HEAD = "2fc"
     # False: each ROI gives one detection, of its most probable class (matterport). True: every
     # (ROI, class) pair scoring above DETECTION_MIN_CONFIDENCE is a candidate (torchvision).
     DETECTION_PER_CLASS = False
@@ -309,7 +314,8 @@ class Config:
                      "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
                      "POST_NMS_ROIS_INFERENCE", "IMAGE_CHANNEL_COUNT", "TRAIN_ROIS_PER_IMAGE",
                      "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
-                     "ROI_ALIGN_SAMPLING_RATIO", "RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS"):
+                     "ROI_ALIGN_SAMPLING_RATIO", "RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS",
+                     "RPN_CONV_DEPTH"):
             positive_int(attr)
         n = self.NUM_CLASSES
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
@@ -385,14 +391,15 @@ class Config:
 
     def _validate_architecture_switches(self, fail):
         for attr in ("RESNET_STRIDE_ON_3X3", "RESNET_SYMMETRIC_PADDING", "RPN_NMS_PER_LEVEL",
-                     "HEADS_BATCH_NORM", "DETECTION_PER_CLASS", "XLA"):
+                     "HEADS_BATCH_NORM", "DETECTION_PER_CLASS", "XLA", "FPN_BATCH_NORM"):
             if getattr(self, attr) not in (True, False):
                 fail(attr, "must be True or False")
         if not isinstance(self.BN_EPSILON, (int, float)) or not self.BN_EPSILON > 0:
             fail("BN_EPSILON", "must be a number > 0")
         choices = {"RPN_ANCHOR_LAYOUT": ("matterport", "torchvision"),
                    "BOX_DECODE_FRAME": ("normalized", "pixels"),
-                   "ROI_LEVEL_MAPPER": ("matterport", "torchvision")}
+                   "ROI_LEVEL_MAPPER": ("matterport", "torchvision"),
+                   "BOX_HEAD": ("2fc", "4conv1fc")}
         for attr, allowed in choices.items():
             if getattr(self, attr) not in allowed:
                 fail(attr, f"must be one of {allowed}")

@@ -14,6 +14,9 @@ download_file(url, path) is the one place mrcnn touches the network. It
   a file fetched by hand is picked up, and HashMismatchError (a DownloadError) naming the URL,
   the expected and the actual hash.
 
+TORCHVISION_CHECKPOINTS lists the torchvision files mrcnn loads (URL, SHA-256 prefix, COCO
+or ImageNet figures); download_torchvision_checkpoint(name) fetches one of them.
+
 The cache directory is, in order: the cache_dir argument, the MRCNN_CACHE_DIR environment
 variable, or Keras' own cache ~/.keras/models (where keras.applications and matterport put the
 ImageNet files).
@@ -30,6 +33,7 @@ import urllib.parse
 import urllib.request
 
 __all__ = ["download_file", "get_cache_dir", "file_hash", "DownloadError", "HashMismatchError",
+           "TORCHVISION_CHECKPOINTS", "download_torchvision_checkpoint",
            "CACHE_ENV"]
 
 CACHE_ENV = "MRCNN_CACHE_DIR"
@@ -240,3 +244,67 @@ def download_file(url, path=None, *, cache_dir=None, md5=None, sha256=None, vali
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+# torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
+# hash part (bf2d0c1e) is the first 8 hex digits of the file's SHA-256, checked by torch.hub.
+TORCHVISION_CHECKPOINTS = {
+    "maskrcnn_resnet50_fpn_coco": {
+        "url": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+        "sha256_prefix": "bf2d0c1e",
+        "box_map": 37.9,
+        "mask_map": 34.6,
+    },
+    # MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1 (presets.TorchvisionMaskRCNNV2Config).
+    "maskrcnn_resnet50_fpn_v2_coco": {
+        "url": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+        "sha256_prefix": "73cbd019",
+        "box_map": 47.4,
+        "mask_map": 41.8,
+    },
+    # keypoint_rcnn.py, KeypointRCNN_ResNet50_FPN_Weights.COCO_V1 (the default).
+    "keypointrcnn_resnet50_fpn_coco": {
+        "url": "https://download.pytorch.org/models/keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
+        "sha256_prefix": "fc266e95",
+        "box_map": 54.6,
+        "kp_map": 65.0,
+    },
+    # ImageNet classifiers (resnet.py, ResNeXt50_32X4D_Weights / ResNeXt101_32X8D_Weights
+    # IMAGENET1K_V1) for load_torchvision_backbone_weights.
+    "resnext50_32x4d_imagenet": {
+        "url": "https://download.pytorch.org/models/resnext50_32x4d-7cdf4587.pth",
+        "sha256_prefix": "7cdf4587",
+        "top1": 77.618,
+    },
+    "resnext101_32x8d_imagenet": {
+        "url": "https://download.pytorch.org/models/resnext101_32x8d-8ba56ff5.pth",
+        "sha256_prefix": "8ba56ff5",
+        "top1": 79.312,
+    },
+}
+
+
+
+def download_torchvision_checkpoint(name="maskrcnn_resnet50_fpn_coco", url=None,
+                                    cache_dir=None, progress=True):
+    """Path of one of TORCHVISION_CHECKPOINTS: taken from the cache (mrcnn.download's: the
+    cache_dir argument, $MRCNN_CACHE_DIR or ~/.keras/models) or downloaded there. The file's
+    SHA-256 must start with the hash part of torchvision's file name, as torch.hub checks;
+    url= points at a mirror (the same check applies)."""
+    if name not in TORCHVISION_CHECKPOINTS:
+        raise ValueError(f"unknown torchvision checkpoint {name!r}; known: "
+                         f"{sorted(TORCHVISION_CHECKPOINTS)}")
+    entry = TORCHVISION_CHECKPOINTS[name]
+    prefix = entry["sha256_prefix"]
+
+    def check(path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if not digest.hexdigest().startswith(prefix):
+            raise ValueError(f"{path}: SHA-256 {digest.hexdigest()} does not start with "
+                             f"{prefix}, the hash in torchvision's file name")
+
+    path = os.path.join(get_cache_dir(cache_dir), entry["url"].rsplit("/", 1)[-1])
+    return download_file(url or entry["url"], path, validate=check, progress=progress)

@@ -12,14 +12,17 @@
   (torchvision_weights.download_torchvision_checkpoint), loaded with
   MaskRCNN.load_torchvision_weights; the config must be a torchvision preset
   (mrcnn.presets), and the class-specific layers are left out when NUM_CLASSES differs.
+- torchvision_v2: the same with maskrcnn_resnet50_fpn_v2's checkpoint
+  (presets.TorchvisionMaskRCNNV2Config).
 """
 
 import os
 
-__all__ = ["WEIGHT_MODES", "COCO_WEIGHTS_NAME", "COCO_NUM_CLASSES", "HEAD_LAYERS",
-           "resolve_weights", "load_initial_weights"]
+__all__ = ["WEIGHT_MODES", "TORCHVISION_MODES", "COCO_WEIGHTS_NAME", "COCO_NUM_CLASSES",
+           "HEAD_LAYERS", "resolve_weights", "load_initial_weights"]
 
-WEIGHT_MODES = ("coco", "imagenet", "last", "none", "torchvision")
+WEIGHT_MODES = ("coco", "imagenet", "last", "none", "torchvision", "torchvision_v2")
+TORCHVISION_MODES = ("torchvision", "torchvision_v2")
 COCO_WEIGHTS_NAME = "mask_rcnn_coco.h5"
 COCO_NUM_CLASSES = 81
 # The class-specific layers of mask_rcnn_coco.h5, left out when the class count differs.
@@ -40,10 +43,10 @@ def resolve_weights(model, weights, weights_dir=None):
         return model.find_last()
     if weights == "imagenet":
         return model.get_imagenet_weights()
-    if weights == "torchvision":
+    if weights in TORCHVISION_MODES:
         from mrcnn.torchvision_weights import download_torchvision_checkpoint
 
-        return download_torchvision_checkpoint(_torchvision_checkpoint(model.config))
+        return download_torchvision_checkpoint(_torchvision_checkpoint(model.config, weights))
     if weights == "coco":
         from mrcnn import utils
 
@@ -57,7 +60,12 @@ def resolve_weights(model, weights, weights_dir=None):
     return weights
 
 
-def _torchvision_checkpoint(config):
+def _torchvision_checkpoint(config, weights="torchvision"):
+    if weights == "torchvision_v2":
+        if config.NUM_KEYPOINTS:
+            raise ValueError("--weights torchvision_v2: torchvision has no v2 Keypoint R-CNN "
+                             "checkpoint (use --weights torchvision)")
+        return "maskrcnn_resnet50_fpn_v2_coco"
     return "keypointrcnn_resnet50_fpn_coco" if config.NUM_KEYPOINTS else \
         "maskrcnn_resnet50_fpn_coco"
 
@@ -74,7 +82,7 @@ def load_initial_weights(model, weights, weights_dir=None, verbose=1):
         print(f"Loading weights {path}")
     if weights == "imagenet":
         model.load_imagenet_weights(path, verbose=verbose)
-    elif weights == "torchvision":
+    elif weights in TORCHVISION_MODES:
         from mrcnn.torchvision_weights import CLASS_SPECIFIC_LAYERS
 
         classes = 2 if model.config.NUM_KEYPOINTS else 91  # the checkpoints' label spaces

@@ -199,10 +199,12 @@ class MaskRCNN:
         return weights_io.load_imagenet_weights(self.keras_model, filepath, verbose=verbose)
 
     def load_torchvision_weights(self, path_or_state_dict, exclude=None, verbose=1):
-        """Loads torchvision's maskrcnn_resnet50_fpn weights (a .pth path or a state_dict).
+        """Loads torchvision's maskrcnn_resnet50_fpn (v1 or v2) or keypointrcnn_resnet50_fpn
+        weights (a .pth path or a state_dict).
 
         The config must reproduce torchvision's architecture: mrcnn.presets.
-        TorchvisionMaskRCNNConfig (or a subclass). exclude: layer names to leave as they are,
+        TorchvisionMaskRCNNConfig, TorchvisionMaskRCNNV2Config or TorchvisionKeypointRCNNConfig
+        (or a subclass). exclude: layer names to leave as they are,
         e.g. ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"] to fine-tune with another
         NUM_CLASSES. Raises torchvision_weights.TorchvisionWeightsError listing missing,
         unexpected and mismatched keys. Reading a file imports torch. Returns the number of

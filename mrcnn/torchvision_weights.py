@@ -1,10 +1,12 @@
-"""Loading torchvision's maskrcnn_resnet50_fpn / keypointrcnn_resnet50_fpn state_dicts into
-mrcnn's Keras model, and torchvision's ImageNet ResNet / ResNeXt classifiers into its backbone
-(load_torchvision_backbone_weights).
+"""Loading torchvision's maskrcnn_resnet50_fpn (v1 and v2) / keypointrcnn_resnet50_fpn
+state_dicts into mrcnn's Keras model, and torchvision's ImageNet ResNet / ResNeXt classifiers
+into its backbone (load_torchvision_backbone_weights).
 
 The Keras model must be built with a config that reproduces torchvision's architecture
-(mrcnn.presets.TorchvisionMaskRCNNConfig or TorchvisionKeypointRCNNConfig, or a subclass with
-another NUM_CLASSES). Each torchvision tensor is mapped to one Keras weight:
+(mrcnn.presets.TorchvisionMaskRCNNConfig, TorchvisionMaskRCNNV2Config or
+TorchvisionKeypointRCNNConfig, or a subclass with another NUM_CLASSES); a v2 state_dict is
+recognised by its second RPN conv (V2_KEY). Each torchvision tensor is mapped to one Keras
+weight:
 
 - convolutions: OIHW -> HWIO; transposed convolutions: (in, out, kh, kw) -> (kh, kw, out, in);
 - torchvision's bias-free ResNet convolutions load a zero bias into matterport's biased ones
@@ -17,6 +19,11 @@ another NUM_CLASSES). Each torchvision tensor is mapped to one Keras weight:
 - the box head's fc6 reads the pooled features flattened as (channel, y, x); mrcnn's
   mrcnn_class_conv1 is a 7x7 convolution over them, i.e. an FC layer on the (y, x, channel)
   flattening: its kernel is fc6's weight reshaped to (1024, C, 7, 7) and moved to (7, 7, C, 1024);
+- v2: each Conv2dNormActivation (FPN, box and mask heads) is a bias-free conv (".0", into a
+  bias-free Keras conv, or with a zero bias into matterport's mask convs) and its BatchNorm
+  (".1", into the layer named after the conv with "_bn", or mrcnn_box_bn* / mrcnn_mask_bn*);
+  the RPN's second conv -> rpn_conv_shared2; the box head's FC (box_head.5) -> mrcnn_class_conv1
+  as fc6 above;
 - Keypoint R-CNN: keypoint_head.{0, 2, ..., 14} (convs between ReLUs) -> mrcnn_keypoint_conv1..8,
   keypoint_predictor.kps_score_lowres (a transposed conv) -> mrcnn_keypoint_deconv; a model
   without the mask head (USE_MASK_HEAD False) takes no mask tensors.
@@ -25,77 +32,20 @@ The checkpoint's legacy key names (torchvision before 0.13: `rpn.head.conv.weigh
 `backbone.fpn.inner_blocks.0.weight`, `roi_heads.mask_head.mask_fcn1.weight`) are accepted too.
 """
 
-import os
 import re
 
 import numpy as np
+
+from mrcnn.download import (  # re-exported: they were defined here
+    TORCHVISION_CHECKPOINTS,
+    download_torchvision_checkpoint,
+)
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
            "torchvision_key_map", "trunk_key_map", "load_torchvision_backbone_weights",
            "TRUNK_BLOCKS", "CLASSIFIER_KEYS", "TORCHVISION_CHECKPOINTS", "CLASS_SPECIFIC_LAYERS",
            "download_torchvision_checkpoint",
-           "KEYPOINT_SPECIFIC_LAYERS"]
-
-# torchvision/models/detection/mask_rcnn.py, MaskRCNN_ResNet50_FPN_Weights.COCO_V1: the URL's
-# hash part (bf2d0c1e) is the first 8 hex digits of the file's SHA-256, checked by torch.hub.
-TORCHVISION_CHECKPOINTS = {
-    "maskrcnn_resnet50_fpn_coco": {
-        "url": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-        "sha256_prefix": "bf2d0c1e",
-        "box_map": 37.9,
-        "mask_map": 34.6,
-    },
-    # keypoint_rcnn.py, KeypointRCNN_ResNet50_FPN_Weights.COCO_V1 (the default).
-    "keypointrcnn_resnet50_fpn_coco": {
-        "url": "https://download.pytorch.org/models/keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
-        "sha256_prefix": "fc266e95",
-        "box_map": 54.6,
-        "kp_map": 65.0,
-    },
-    # ImageNet classifiers (resnet.py, ResNeXt50_32X4D_Weights / ResNeXt101_32X8D_Weights
-    # IMAGENET1K_V1) for load_torchvision_backbone_weights.
-    "resnext50_32x4d_imagenet": {
-        "url": "https://download.pytorch.org/models/resnext50_32x4d-7cdf4587.pth",
-        "sha256_prefix": "7cdf4587",
-        "top1": 77.618,
-    },
-    "resnext101_32x8d_imagenet": {
-        "url": "https://download.pytorch.org/models/resnext101_32x8d-8ba56ff5.pth",
-        "sha256_prefix": "8ba56ff5",
-        "top1": 79.312,
-    },
-}
-
-
-
-def download_torchvision_checkpoint(name="maskrcnn_resnet50_fpn_coco", url=None,
-                                    cache_dir=None, progress=True):
-    """Path of one of TORCHVISION_CHECKPOINTS: taken from the cache (mrcnn.download's: the
-    cache_dir argument, $MRCNN_CACHE_DIR or ~/.keras/models) or downloaded there. The file's
-    SHA-256 must start with the hash part of torchvision's file name, as torch.hub checks;
-    url= points at a mirror (the same check applies)."""
-    import hashlib
-
-    from mrcnn.download import download_file, get_cache_dir
-
-    if name not in TORCHVISION_CHECKPOINTS:
-        raise ValueError(f"unknown torchvision checkpoint {name!r}; known: "
-                         f"{sorted(TORCHVISION_CHECKPOINTS)}")
-    entry = TORCHVISION_CHECKPOINTS[name]
-    prefix = entry["sha256_prefix"]
-
-    def check(path):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        if not digest.hexdigest().startswith(prefix):
-            raise ValueError(f"{path}: SHA-256 {digest.hexdigest()} does not start with "
-                             f"{prefix}, the hash in torchvision's file name")
-
-    path = os.path.join(get_cache_dir(cache_dir), entry["url"].rsplit("/", 1)[-1])
-    return download_file(url or entry["url"], path, validate=check, progress=progress)
-
+           "KEYPOINT_SPECIFIC_LAYERS", "V2_KEY"]
 
 # Bottleneck blocks of layer1..layer4 in torchvision's trunks.
 TRUNK_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3),
@@ -221,16 +171,20 @@ def trunk_key_map(architecture="resnet50", prefix=""):
 
 
 def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_head=True,
-                        keypoint_convs=0):
+                        keypoint_convs=0, v2=False):
     """[(keras layer name, [torchvision keys], transform)] for every weighted layer.
 
     transform(*arrays) returns the Keras layer's weight list. The RPN layers are named as inside
     the nested rpn_model ("rpn_model/rpn_conv_shared"). mask_head: include the mask head's
     layers; keypoint_convs: the keypoint head's number of 3x3 convs (0: no keypoint head).
+    v2: maskrcnn_resnet50_fpn_v2 (presets.TorchvisionMaskRCNNV2Config): each FPN conv and
+    head conv is a Conv2dNormActivation (a bias-free conv ".0" and its BatchNorm ".1"), the
+    RPN has two convs, and the box head is four such convs and one FC (box_head.5).
     """
-    if batch_norm_heads:
-        raise TorchvisionWeightsError("torchvision's Mask R-CNN heads have no BatchNorm: build "
-                                      "the model with HEADS_BATCH_NORM = False")
+    if batch_norm_heads != v2:
+        raise TorchvisionWeightsError(
+            f"torchvision's Mask R-CNN {'v2' if v2 else 'v1'} heads have "
+            f"{'' if v2 else 'no '}BatchNorm: build the model with HEADS_BATCH_NORM = {v2}")
     entries = []
 
     def conv(name, prefix):
@@ -240,11 +194,24 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_he
     def bn(name, prefix):
         entries.append((name, _bn_keys(prefix), lambda *a: list(a)))
 
+    def conv_bn(name, bn_name, prefix, biased=False):
+        """A Conv2dNormActivation: its conv into `name` (a zero bias if the Keras conv has
+        one), its BatchNorm into `bn_name`."""
+        entries.append((name, [f"{prefix}.0.weight"],
+                        (lambda w: [_conv(w), np.zeros(w.shape[0], w.dtype)]) if biased
+                        else (lambda w: [_conv(w)])))
+        bn(bn_name, f"{prefix}.1")
+
     entries.extend(trunk_key_map(architecture, "backbone.body."))
     for i, level in enumerate(range(2, 6)):
-        conv(f"fpn_c{level}p{level}", f"backbone.fpn.inner_blocks.{i}.0")
-        conv(f"fpn_p{level}", f"backbone.fpn.layer_blocks.{i}.0")
+        for name, block in ((f"fpn_c{level}p{level}", "inner"), (f"fpn_p{level}", "layer")):
+            if v2:
+                conv_bn(name, f"{name}_bn", f"backbone.fpn.{block}_blocks.{i}")
+            else:
+                conv(name, f"backbone.fpn.{block}_blocks.{i}.0")
     conv("rpn_model/rpn_conv_shared", "rpn.head.conv.0.0")
+    if v2:
+        conv("rpn_model/rpn_conv_shared2", "rpn.head.conv.1.0")
     entries.append(("rpn_model/rpn_class_raw", ["rpn.head.cls_logits.weight",
                                                 "rpn.head.cls_logits.bias"],
                     lambda w, b: list(_rpn_class(w, b))))
@@ -256,11 +223,18 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_he
         c = w.shape[1] // 49
         return [np.transpose(w.reshape(w.shape[0], c, 7, 7), (2, 3, 1, 0)), b]
 
-    entries.append(("mrcnn_class_conv1", ["roi_heads.box_head.fc6.weight",
-                                          "roi_heads.box_head.fc6.bias"], fc6))
-    entries.append(("mrcnn_class_conv2", ["roi_heads.box_head.fc7.weight",
-                                          "roi_heads.box_head.fc7.bias"],
-                    lambda w, b: [w.T[None, None], b]))
+    if v2:
+        # FastRCNNConvFCHead: blocks 0-3 convs, 4 Flatten, 5 the FC layer (then ReLU).
+        for i in range(4):
+            conv_bn(f"mrcnn_box_conv{i + 1}", f"mrcnn_box_bn{i + 1}", f"roi_heads.box_head.{i}")
+        entries.append(("mrcnn_class_conv1", ["roi_heads.box_head.5.weight",
+                                              "roi_heads.box_head.5.bias"], fc6))
+    else:
+        entries.append(("mrcnn_class_conv1", ["roi_heads.box_head.fc6.weight",
+                                              "roi_heads.box_head.fc6.bias"], fc6))
+        entries.append(("mrcnn_class_conv2", ["roi_heads.box_head.fc7.weight",
+                                              "roi_heads.box_head.fc7.bias"],
+                        lambda w, b: [w.T[None, None], b]))
     entries.append(("mrcnn_class_logits", ["roi_heads.box_predictor.cls_score.weight",
                                            "roi_heads.box_predictor.cls_score.bias"],
                     lambda w, b: [w.T, b]))
@@ -269,7 +243,11 @@ def torchvision_key_map(architecture="resnet50", batch_norm_heads=False, mask_he
                     lambda w, b: [_yx(w.T), _yx(b)]))
     if mask_head:
         for i in range(4):
-            conv(f"mrcnn_mask_conv{i + 1}", f"roi_heads.mask_head.{i}.0")
+            if v2:  # matterport's mask convs keep their bias before BatchNorm: zero
+                conv_bn(f"mrcnn_mask_conv{i + 1}", f"mrcnn_mask_bn{i + 1}",
+                        f"roi_heads.mask_head.{i}", biased=True)
+            else:
+                conv(f"mrcnn_mask_conv{i + 1}", f"roi_heads.mask_head.{i}.0")
         entries.append(("mrcnn_mask_deconv", ["roi_heads.mask_predictor.conv5_mask.weight",
                                               "roi_heads.mask_predictor.conv5_mask.bias"],
                         lambda w, b: [_deconv(w), b]))
@@ -322,12 +300,13 @@ def load_torchvision_weights(keras_model, config, path_or_state_dict, exclude=No
     TorchvisionWeightsError listing missing, unexpected and mismatched keys.
     Returns the number of tensors loaded.
     """
-    _check_config(config)
     sd = read_state_dict(path_or_state_dict)
+    v2 = V2_KEY in sd
+    _check_config(config, v2)
     entries = torchvision_key_map(_architecture(config), config.HEADS_BATCH_NORM,
                                   mask_head=config.USE_MASK_HEAD,
                                   keypoint_convs=config.KEYPOINT_HEAD_CONVS
-                                  if config.NUM_KEYPOINTS else 0)
+                                  if config.NUM_KEYPOINTS else 0, v2=v2)
     exclude = set(exclude or ())
     if not config.USE_MASK_HEAD:
         exclude.discard("mrcnn_mask")
@@ -458,15 +437,23 @@ def _check_backbone_config(config):
                                       + "; ".join(wrong))
 
 
-def _check_config(config):
-    """The config switches that torchvision's weights rely on."""
-    needed = dict(_backbone_switches(config), HEADS_BATCH_NORM=False, TOP_DOWN_PYRAMID_SIZE=256,
-                  POOL_SIZE=7, MASK_POOL_SIZE=14)
+# Only maskrcnn_resnet50_fpn_v2's state_dict has it (the second RPN conv).
+V2_KEY = "rpn.head.conv.1.0.weight"
+
+
+def _check_config(config, v2=False):
+    """The config switches that torchvision's weights rely on (v2: maskrcnn_resnet50_fpn_v2's,
+    presets.TorchvisionMaskRCNNV2Config)."""
+    needed = dict(_backbone_switches(config), HEADS_BATCH_NORM=v2, FPN_BATCH_NORM=v2,
+                  RPN_CONV_DEPTH=2 if v2 else 1, BOX_HEAD="4conv1fc" if v2 else "2fc",
+                  TOP_DOWN_PYRAMID_SIZE=256, POOL_SIZE=7, MASK_POOL_SIZE=14)
     wrong = _wrong_switches(config, needed)
     if config.NUM_KEYPOINTS and config.KEYPOINT_POOL_SIZE != 14:
         wrong.append(f"KEYPOINT_POOL_SIZE = {config.KEYPOINT_POOL_SIZE!r} (torchvision: 14)")
     if wrong:
-        raise TorchvisionWeightsError("config does not match torchvision's architecture: "
-                                      + "; ".join(wrong)
-                                      + " (use mrcnn.presets.TorchvisionMaskRCNNConfig or "
-                                        "TorchvisionKeypointRCNNConfig)")
+        raise TorchvisionWeightsError(
+            f"config does not match the architecture of this torchvision "
+            f"{'maskrcnn_resnet50_fpn_v2 ' if v2 else ''}checkpoint: " + "; ".join(wrong)
+            + (" (use mrcnn.presets.TorchvisionMaskRCNNV2Config)" if v2 else
+               " (use mrcnn.presets.TorchvisionMaskRCNNConfig or "
+               "TorchvisionKeypointRCNNConfig)"))

@@ -9,7 +9,11 @@ from mrcnn.config import Config, ConfigError
 from mrcnn.layers.roi_align import roi_align_torchvision_graph, roi_levels_torchvision_graph
 from mrcnn.ops.anchors import generate_pyramid_anchors, generate_pyramid_anchors_graph
 from mrcnn.ops.image import mold_image, unmold_image
-from mrcnn.presets import TorchvisionKeypointRCNNConfig, TorchvisionMaskRCNNConfig
+from mrcnn.presets import (
+    TorchvisionKeypointRCNNConfig,
+    TorchvisionMaskRCNNConfig,
+    TorchvisionMaskRCNNV2Config,
+)
 
 
 class _Cfg(Config):
@@ -28,6 +32,7 @@ def test_defaults_are_matterports():
     assert (c.DETECTION_PER_CLASS, c.BBOX_DELTA_CLAMP, c.STD_PIXEL) == (False, None, None)
     assert c.RPN_MIN_SIZE == c.DETECTION_MIN_SIZE == 0
     assert c.MASK_HEAD_CHANNELS == 256
+    assert (c.FPN_BATCH_NORM, c.RPN_CONV_DEPTH, c.BOX_HEAD) == (False, 1, "2fc")
 
 
 def test_preset_validates_and_matches_torchvision_values():
@@ -47,6 +52,7 @@ def test_preset_validates_and_matches_torchvision_values():
     ("RPN_ANCHOR_LAYOUT", "detectron"), ("BOX_DECODE_FRAME", "pixel"),
     ("ROI_LEVEL_MAPPER", "fpn"), ("RPN_MIN_SIZE", -1), ("BBOX_DELTA_CLAMP", 0),
     ("STD_PIXEL", [1, 2]), ("HEADS_BATCH_NORM", None), ("DETECTION_PER_CLASS", "yes"),
+    ("FPN_BATCH_NORM", "yes"), ("RPN_CONV_DEPTH", 0), ("BOX_HEAD", "4conv2fc"),
 ])
 def test_bad_values_name_the_attribute(attr, value):
     cfg = type("Bad", (_Cfg,), {attr: value})
@@ -272,3 +278,54 @@ def test_keypoints_torchvision_hand_case():
         want = [2 * (20 + (col + 0.5) * 2), 2 * (10 + (row + 0.5) * 3)]
         np.testing.assert_allclose(kp[0, k, :2], want, atol=1.0 + 1e-4)
         assert kp[0, k, 2] > 10
+
+
+def test_v2_preset_has_torchvisions_parameter_count():
+    """maskrcnn_resnet50_fpn_v2 has 46,359,409 parameters (MaskRCNN_ResNet50_FPN_V2_Weights'
+    num_params). mrcnn's model has, besides, matterport's zero biases on the ResNet convs and
+    the mask convs, and a second objectness logit per anchor (1 input channel + 1 bias each:
+    the two-way softmax); BatchNorm moving statistics are buffers in torch."""
+    import keras
+
+    from mrcnn import builder
+
+    config = TorchvisionMaskRCNNV2Config()
+    model = builder.build_inference_model(config)
+    total = sum(int(np.prod(w.shape)) for w in model.weights if "moving" not in w.path)
+    trunk_biases = sum(int(np.prod(layer.bias.shape)) for layer in model.layers
+                       if isinstance(layer, keras.layers.Conv2D) and layer.use_bias
+                       and (layer.name == "conv1" or layer.name.startswith("res")))
+    mask_biases = 4 * config.MASK_HEAD_CHANNELS
+    anchors = len(config.RPN_ANCHOR_RATIOS)
+    rpn_extra = anchors * (config.TOP_DOWN_PYRAMID_SIZE + 1)
+    assert trunk_biases == 26560  # ResNet-50's BatchNorm channels: one bias per conv output
+    assert total - trunk_biases - mask_biases - rpn_extra == 46359409
+    names = {layer.name for layer in model.layers}
+    assert {"fpn_c2p2_bn", "fpn_p5_bn", "mrcnn_box_conv4", "mrcnn_box_bn4"} <= names
+    assert "mrcnn_class_conv2" not in names and "mrcnn_class_bn1" not in names
+    rpn = model.get_layer("rpn_model")
+    assert [la.name for la in rpn.layers if la.name.startswith("rpn_conv")] == [
+        "rpn_conv_shared", "rpn_conv_shared2"]
+    assert not model.get_layer("fpn_p2").use_bias and model.get_layer("mrcnn_mask_bn1")
+
+
+def test_v2_key_map():
+    from mrcnn.torchvision_weights import TorchvisionWeightsError, torchvision_key_map
+
+    entries = {name: (keys, t) for name, keys, t in torchvision_key_map(
+        batch_norm_heads=True, v2=True)}
+    assert entries["fpn_c3p3"][0] == ["backbone.fpn.inner_blocks.1.0.weight"]
+    assert entries["fpn_p3_bn"][0][0] == "backbone.fpn.layer_blocks.1.1.weight"
+    assert entries["rpn_model/rpn_conv_shared2"][0][0] == "rpn.head.conv.1.0.weight"
+    assert entries["mrcnn_box_bn4"][0][3] == "roi_heads.box_head.3.1.running_var"
+    assert entries["mrcnn_class_conv1"][0][0] == "roi_heads.box_head.5.weight"
+    assert "mrcnn_class_conv2" not in entries
+    # The mask convs: OIHW -> HWIO and a zero bias for matterport's biased conv.
+    keys, transform = entries["mrcnn_mask_conv2"]
+    assert keys == ["roi_heads.mask_head.1.0.weight"]
+    w = np.arange(4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    kernel, bias = transform(w)
+    assert kernel.shape == (3, 3, 3, 4) and kernel[2, 1, 0, 3] == w[3, 0, 2, 1]
+    assert bias.shape == (4,) and not bias.any()
+    with pytest.raises(TorchvisionWeightsError, match="HEADS_BATCH_NORM = True"):
+        torchvision_key_map(v2=True)

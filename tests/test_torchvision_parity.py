@@ -16,7 +16,11 @@ import pytest
 from mrcnn import builder
 from mrcnn.ops.boxes import compute_overlaps
 from mrcnn.ops.image_meta import compose_image_meta
-from mrcnn.presets import TorchvisionKeypointRCNNConfig, TorchvisionMaskRCNNConfig
+from mrcnn.presets import (
+    TorchvisionKeypointRCNNConfig,
+    TorchvisionMaskRCNNConfig,
+    TorchvisionMaskRCNNV2Config,
+)
 from mrcnn.torchvision_postprocess import detect_torchvision, mold_inputs_torchvision
 from mrcnn.torchvision_weights import (
     CLASS_SPECIFIC_LAYERS,
@@ -38,14 +42,36 @@ STAGE_LAYERS = ["res2c_out", "res3d_out", "res4f_out", "res5c_out",
                 "fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6"]
 
 
+_BUILT = {}
+
+
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tv")
-    ref = torchvision_reference(out, "reference.npz")
-    ref["stages"] = [ref.pop(f"stage{i}") for i in range(len(STAGE_LAYERS))]
-    path = out / "maskrcnn_random.pth"
+    """maskrcnn_resnet50_fpn (v1)."""
+    return _parity("v1", tmp_path_factory)
 
-    config = TorchvisionMaskRCNNConfig()
+
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def both(request, tmp_path_factory):
+    """maskrcnn_resnet50_fpn, then maskrcnn_resnet50_fpn_v2 (TorchvisionMaskRCNNV2Config)."""
+    return _parity(request.param, tmp_path_factory)
+
+
+def _parity(version, tmp_path_factory):
+    if version not in _BUILT:
+        _BUILT[version] = _build_parity(version, tmp_path_factory)
+    return _BUILT[version]
+
+
+def _build_parity(version, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"tv_{version}")
+    v2 = version == "v2"
+    ref = torchvision_reference(out, "reference_v2.npz" if v2 else "reference.npz",
+                                *(["--v2"] if v2 else []))
+    ref["stages"] = [ref.pop(f"stage{i}") for i in range(len(STAGE_LAYERS))]
+    path = out / ("maskrcnn_v2_random.pth" if v2 else "maskrcnn_random.pth")
+
+    config = TorchvisionMaskRCNNV2Config() if v2 else TorchvisionMaskRCNNConfig()
     from mrcnn import model as modellib
 
     mrcnn_model = modellib.MaskRCNN("inference", config, model_dir=str(out / "logs"))
@@ -59,7 +85,10 @@ def parity(tmp_path_factory):
                               np.zeros([config.NUM_CLASSES], np.int32))[None].astype(np.float32)
     import keras
 
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in STAGE_LAYERS]
+    # v2's P2..P5 are the FPN convs' BatchNorm outputs.
+    stages = [n + "_bn" if v2 and n[-1] in "2345" and n.startswith("fpn") else n
+              for n in STAGE_LAYERS]
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in stages]
                         + [model.get_layer("ROI").output,
                            model.get_layer("mrcnn_detection").output,
                            model.get_layer("mrcnn_mask").output])
@@ -81,7 +110,7 @@ def parity(tmp_path_factory):
         "raw_detections": outs[-2][0], "raw_masks": outs[-1][0],
     }
     return {"ref": ref, "ours": ours, "path": path, "config": config, "model": model,
-            "image": image, "image_size": (h, w)}
+            "image": image, "image_size": (h, w), "version": version}
 
 
 def _iou_xyxy(a, b):
@@ -89,7 +118,8 @@ def _iou_xyxy(a, b):
     return compute_overlaps(a[:, [1, 0, 3, 2]], b[:, [1, 0, 3, 2]])
 
 
-def test_backbone_and_fpn_features(parity):
+def test_backbone_and_fpn_features(both):
+    parity = both
     names = ["C2", "C3", "C4", "C5", "P2", "P3", "P4", "P5", "P6"]
     for name, ref, ours in zip(names, parity["ref"]["stages"], parity["ours"]["stages"]):
         assert ref.shape == ours.shape, name
@@ -98,7 +128,8 @@ def test_backbone_and_fpn_features(parity):
         assert diff <= 1e-4, f"{name}: max abs diff {diff:.2e} of the map's scale {scale:.3g}"
 
 
-def test_rpn_proposals(parity):
+def test_rpn_proposals(both):
+    parity = both
     ref, ours = parity["ref"]["proposals"], parity["ours"]["proposals"]
     assert len(ref) == len(ours) == 1000
     # Each of torchvision's top 100 has its twin among ours, at most 3 ranks away (proposals
@@ -110,7 +141,8 @@ def test_rpn_proposals(parity):
     assert len(set(best.tolist())) == 100
 
 
-def test_detections_match_one_to_one(parity):
+def test_detections_match_one_to_one(both):
+    parity = both
     ref, ours = parity["ref"], parity["ours"]
     assert len(ref["boxes"]) >= 10, "the random model should give detections"
     assert len(ref["boxes"]) == len(ours["boxes"])
@@ -124,7 +156,8 @@ def test_detections_match_one_to_one(parity):
     assert np.abs(ref["scores"] - ours["scores"][match]).max() <= 1e-3
 
 
-def test_mask_probabilities(parity):
+def test_mask_probabilities(both):
+    parity = both
     ref, ours = parity["ref"], parity["ours"]
     ious = _iou_xyxy(ref["boxes"], ours["boxes"])
     match = np.argmax(ious, axis=1)
@@ -137,7 +170,8 @@ def test_mask_probabilities(parity):
     assert np.abs(ref["mask_probs"] - ours["mask_probs"][match]).max() <= 1e-3
 
 
-def test_preprocessing_matches_torchvision_transform(parity):
+def test_preprocessing_matches_torchvision_transform(both):
+    parity = both
     ref = parity["ref"]
     molded, metas, windows = mold_inputs_torchvision([ref["image"]], parity["config"])
     assert molded.shape == ref["molded"].shape
@@ -145,7 +179,8 @@ def test_preprocessing_matches_torchvision_transform(parity):
     assert np.abs(molded - ref["molded"]).max() <= 1e-4 * np.abs(ref["molded"]).max()
 
 
-def test_end_to_end_from_the_raw_image(parity):
+def test_end_to_end_from_the_raw_image(both):
+    parity = both
     """detect_torchvision on the uint8 image vs torchvision's final output: boxes in original
     pixels and pasted masks."""
     ref = parity["ref"]
@@ -161,8 +196,10 @@ def test_end_to_end_from_the_raw_image(parity):
     b = np.moveaxis(result["masks"], -1, 0)[match]
     inter = np.sum(a & b, axis=(1, 2))
     union = np.sum(a | b, axis=(1, 2))
-    assert np.all(union > 0)
-    assert (inter / union).min() >= 0.99, (inter / union).min()
+    # Random weights leave a few masks empty on both sides (v2): they agree; most are not.
+    assert np.mean(union > 0) >= 0.8, np.mean(union > 0)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    assert iou.min() >= 0.99, iou.min()
 
 
 def test_fine_tuning_excludes_class_specific_layers(parity):
@@ -207,6 +244,23 @@ def test_truncated_state_dict_lists_missing_keys(parity):
     assert "missing keys (1): roi_heads.box_head.fc6.weight" in msg
     assert "unexpected keys (1): roi_heads.extra.weight" in msg
     assert "rpn.head.bbox_pred.bias" in msg and "shape mismatches (1)" in msg
+
+
+def test_v1_and_v2_checkpoints_name_the_preset_they_need(tmp_path_factory):
+    """Each version's state_dict into the other version's model: the error names the
+    switches that differ and the preset to use, and nothing is assigned."""
+    v1, v2 = _parity("v1", tmp_path_factory), _parity("v2", tmp_path_factory)
+    before = v1["model"].get_layer("fpn_p2").get_weights()[0].copy()
+    with pytest.raises(TorchvisionWeightsError, match="maskrcnn_resnet50_fpn_v2") as e:
+        load_torchvision_weights(v1["model"], v1["config"], v2["path"])
+    for switch in ("FPN_BATCH_NORM = False", "RPN_CONV_DEPTH = 1", "BOX_HEAD = '2fc'",
+                   "HEADS_BATCH_NORM = False", "TorchvisionMaskRCNNV2Config"):
+        assert switch in str(e.value), switch
+    np.testing.assert_array_equal(v1["model"].get_layer("fpn_p2").get_weights()[0], before)
+    with pytest.raises(TorchvisionWeightsError, match="use mrcnn.presets.TorchvisionMaskRCNN"
+                                                      "Config") as e:
+        load_torchvision_weights(v2["model"], v2["config"], v1["path"])
+    assert "FPN_BATCH_NORM = True" in str(e.value)
 
 
 # --- Keypoint R-CNN: keypointrcnn_resnet50_fpn on random weights ---

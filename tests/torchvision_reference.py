@@ -8,6 +8,8 @@ parity test runs this script (torch and torchvision only) and reads what it writ
 OUT_DIR/maskrcnn_random.pth: the state_dict of a seeded random maskrcnn_resnet50_fpn (BatchNorm
 statistics randomised, class and objectness weights raised so that there are detections);
 OUT_DIR/reference.npz: the test image, torchvision's preprocessed input and every stage's output.
+With --v2: maskrcnn_resnet50_fpn_v2 instead, to OUT_DIR/maskrcnn_v2_random.pth and
+OUT_DIR/reference_v2.npz.
 With --keypoint: keypointrcnn_resnet50_fpn instead, written to OUT_DIR/keypointrcnn_random.pth
 and OUT_DIR/keypoint_reference.npz (no masks; keypoints, their scores and heatmap logits).
 With --resnext (tests/backbone/test_resnext.py): the ImageNet classifier resnext50_32x4d, seeded
@@ -24,11 +26,14 @@ import torch
 import torchvision
 
 
-def random_model(seed=0, keypoint=False):
+def random_model(seed=0, keypoint=False, v2=False):
     torch.manual_seed(seed)
     if keypoint:
         model = torchvision.models.detection.keypointrcnn_resnet50_fpn(
             weights=None, weights_backbone=None)
+    elif v2:
+        model = torchvision.models.detection.maskrcnn_resnet50_fpn_v2(
+            weights=None, weights_backbone=None, num_classes=91)
     else:
         model = torchvision.models.detection.maskrcnn_resnet50_fpn(
             weights=None, weights_backbone=None, num_classes=91)
@@ -56,6 +61,24 @@ def random_model(seed=0, keypoint=False):
                     m.bias.normal_(0.0, 0.1)
             model.roi_heads.keypoint_predictor.kps_score_lowres.bias.normal_(0.0, 1.0)
     return model.eval()
+
+
+def spread_class_scores(model, image, scale=1.0):
+    """v2's box features share one large component, so every random cls_score row ranks the
+    classes alike (one label, scores near 1). Remove that direction (the mean feature on this
+    image's ROIs) from the rows and scale them to logits of standard deviation `scale`: many
+    labels and scores spread over (0.1, 0.95)."""
+    head = model.roi_heads
+    features = []
+    hook = head.box_head.register_forward_hook(lambda m, i, o: features.append(o))
+    with torch.no_grad():
+        model([image])
+        hook.remove()
+        f = features[0]
+        u = f.mean(0) / f.mean(0).norm()
+        w = head.box_predictor.cls_score.weight
+        w -= (w @ u)[:, None] * u[None]
+        w *= scale / (f @ w.T).std()
 
 
 def test_image(seed=1):
@@ -119,12 +142,14 @@ def nhwc(t):
     return t.permute(0, 2, 3, 1).numpy()
 
 
-def main(out_dir, keypoint=False):
+def main(out_dir, keypoint=False, v2=False):
     out_dir = Path(out_dir)
-    model = random_model(keypoint=keypoint)
-    prefix = "keypoint" if keypoint else "mask"
-    torch.save(model.state_dict(), out_dir / f"{prefix}rcnn_random.pth")
+    model = random_model(keypoint=keypoint, v2=v2)
     image = test_image()
+    if v2:
+        spread_class_scores(model, torch.from_numpy(image).permute(2, 0, 1).float() / 255.0)
+    prefix = "keypoint" if keypoint else "mask"
+    torch.save(model.state_dict(), out_dir / f"{prefix}rcnn{'_v2' if v2 else ''}_random.pth")
     with torch.no_grad():
         tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
         images, _ = model.transform([tensor])
@@ -158,11 +183,11 @@ def main(out_dir, keypoint=False):
     else:
         arrays.update({"mask_probs": net["masks"][:, 0],
                        "final_masks": final[0]["masks"][:, 0].numpy() > 0.5})
-        np.savez(out_dir / "reference.npz", **arrays)
+        np.savez(out_dir / ("reference_v2.npz" if v2 else "reference.npz"), **arrays)
 
 
 if __name__ == "__main__":
     if "--resnext" in sys.argv[2:]:
         resnext_main(sys.argv[1])
     else:
-        main(sys.argv[1], keypoint="--keypoint" in sys.argv[2:])
+        main(sys.argv[1], keypoint="--keypoint" in sys.argv[2:], v2="--v2" in sys.argv[2:])

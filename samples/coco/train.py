@@ -6,6 +6,7 @@
         --images DIR
     python samples/coco/train.py --dataset /path/to/coco --weights last     # resume
     python samples/coco/train.py --dataset /path/to/coco --weights torchvision --layers heads
+    python samples/coco/train.py --dataset /path/to/coco --weights torchvision_v2
     python samples/coco/train.py --dataset /path/to/coco --task keypoints   # person keypoints
 
 --dataset holds annotations/instances_<subset><year>.json and the image folders, as read by
@@ -65,23 +66,34 @@ def parse_args(argv=None):
     return cli.check_args(args, p)
 
 
-def torchvision_overrides():
+def torchvision_overrides(v2=False):
     """The architecture attributes of mrcnn.presets.TorchvisionMaskRCNNConfig (what
-    --weights torchvision needs), without its name, class count and batch size."""
-    from mrcnn.presets import TorchvisionMaskRCNNConfig
+    --weights torchvision needs; v2: TorchvisionMaskRCNNV2Config, for --weights
+    torchvision_v2), without its name, class count and batch size."""
+    from mrcnn.config import Config
+    from mrcnn.presets import TorchvisionMaskRCNNConfig, TorchvisionMaskRCNNV2Config
 
-    return {k: v for k, v in vars(TorchvisionMaskRCNNConfig).items()
-            if k.isupper() and k not in ("NAME", "NUM_CLASSES", "IMAGES_PER_GPU")}
+    preset = TorchvisionMaskRCNNV2Config if v2 else TorchvisionMaskRCNNConfig
+    overrides = {}
+    for cls in reversed(preset.__mro__[:preset.__mro__.index(Config)]):
+        overrides.update({k: v for k, v in vars(cls).items()
+                          if k.isupper() and k not in ("NAME", "NUM_CLASSES", "IMAGES_PER_GPU")})
+    return overrides
 
 
 def config_overrides(args):
+    from mrcnn.cli import TORCHVISION_MODES
     from samples.shapes.train import BACKBONES
 
-    overrides = torchvision_overrides() if args.weights == "torchvision" else {}
+    overrides = torchvision_overrides(args.weights == "torchvision_v2") \
+        if args.weights in TORCHVISION_MODES else {}
     if args.task == "keypoints":
+        if args.weights == "torchvision_v2":
+            raise SystemExit("--task keypoints: torchvision has no v2 Keypoint R-CNN "
+                             "checkpoint (use --weights torchvision)")
         overrides.update({k: v for k, v in vars(CocoKeypointConfig).items() if k.isupper()})
-    if args.backbone and args.weights == "torchvision":
-        raise SystemExit("--backbone: --weights torchvision needs torchvision's ResNet-50")
+    if args.backbone and args.weights in TORCHVISION_MODES:
+        raise SystemExit(f"--backbone: --weights {args.weights} needs torchvision's ResNet-50")
     overrides.update(BACKBONES[args.backbone] if args.backbone else {})
     if args.image_size:
         overrides.update(IMAGE_MIN_DIM=args.image_size, IMAGE_MAX_DIM=args.image_size)

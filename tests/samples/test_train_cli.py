@@ -381,6 +381,14 @@ def test_weights_torchvision_picks_the_checkpoint_and_excludes_class_layers(tmp_
     cli.load_initial_weights(person, "torchvision", verbose=0)
     assert asked[-1] == "keypointrcnn_resnet50_fpn_coco" and person.calls[-1][2] is None
     assert _parse(["--weights", "torchvision"]).layers == "heads"
+    v2 = FakeModel(num_classes=91)
+    cli.load_initial_weights(v2, "torchvision_v2", verbose=0)
+    assert asked[-1] == "maskrcnn_resnet50_fpn_v2_coco"
+    assert v2.calls[-1] == ("load_torchvision_weights",
+                            str(tmp_path / "maskrcnn_resnet50_fpn_v2_coco.pth"), None)
+    assert _parse(["--weights", "torchvision_v2"]).layers == "heads"
+    with pytest.raises(ValueError, match="no v2 Keypoint R-CNN"):
+        cli.load_initial_weights(person, "torchvision_v2", verbose=0)
 
 
 def test_coco_train_with_torchvision_weights_uses_the_preset_architecture():
@@ -396,3 +404,20 @@ def test_coco_train_with_torchvision_weights_uses_the_preset_architecture():
         assert getattr(config, name) == getattr(preset, name), name
     np.testing.assert_allclose(config.STD_PIXEL, preset.STD_PIXEL)
     assert config.NAME == "coco" and config.NUM_CLASSES == 81
+
+
+def test_coco_train_with_torchvision_v2_weights_uses_the_v2_preset():
+    from mrcnn.presets import TorchvisionMaskRCNNV2Config
+    from samples.coco import train as coco_train
+
+    args = coco_train.parse_args(["--dataset", "unused", "--weights", "torchvision_v2"])
+    config = type("C", (coco_train.CocoConfig,), coco_train.config_overrides(args))()
+    preset = TorchvisionMaskRCNNV2Config()
+    for name in ("RESNET_STRIDE_ON_3X3", "RPN_CONV_CHANNELS", "ROI_ALIGN_MODE", "FPN_BATCH_NORM",
+                 "RPN_CONV_DEPTH", "BOX_HEAD", "HEADS_BATCH_NORM", "BN_EPSILON"):
+        assert getattr(config, name) == getattr(preset, name), name
+    assert config.NAME == "coco" and config.NUM_CLASSES == 81 and config.HEADS_BATCH_NORM
+    keypoints = coco_train.parse_args(["--dataset", "unused", "--weights", "torchvision_v2",
+                                       "--task", "keypoints"])
+    with pytest.raises(SystemExit, match="no v2 Keypoint R-CNN"):
+        coco_train.config_overrides(keypoints)

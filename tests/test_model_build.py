@@ -146,6 +146,46 @@ def test_resnext50_trains_and_detects(tmp_path, shapes_datasets):
 
 
 
+@pytest.mark.slow
+def test_v2_switches_train_save_and_detect(tmp_path, shapes_datasets, tiny_config):
+    """FPN_BATCH_NORM, RPN_CONV_DEPTH = 2 and BOX_HEAD = "4conv1fc" (torchvision's v2 layout)
+    on the tiny model: training moves the new layers, an h5 checkpoint loads them by name
+    into the inference model, which detects."""
+    train, val = shapes_datasets
+    config = type("V2", (type(tiny_config),), {
+        "FPN_BATCH_NORM": True, "RPN_CONV_DEPTH": 2, "BOX_HEAD": "4conv1fc",
+        "BN_EPSILON": 1e-5, "DETECTION_MIN_CONFIDENCE": 0.0, "STEPS_PER_EPOCH": 2})()
+    model = modellib.MaskRCNN("training", config, str(tmp_path))
+    net = model.keras_model
+    new = ["mrcnn_box_conv1", "mrcnn_box_conv4", "fpn_p2", "fpn_c5p5"]  # bias-free convs
+    assert all(len(net.get_layer(n).get_weights()) == 1 for n in new)
+    before = {n: np.copy(net.get_layer(n).get_weights()[0]) for n in new}
+    rpn2 = net.get_layer("rpn_model").get_layer("rpn_conv_shared2")
+    rpn_before = np.copy(rpn2.get_weights()[0])
+    history = model.train(train, val, 0.001, epochs=1, layers="all", seed=0, workers=1,
+                          verbose=0)
+    assert all(np.isfinite(v[0]) for v in history.history.values())
+    for n in new:
+        assert not np.array_equal(before[n], net.get_layer(n).get_weights()[0]), n
+    assert not np.array_equal(rpn_before, rpn2.get_weights()[0])
+    path = str(tmp_path / "v2.h5")
+    model.save_weights(path)
+    inference = modellib.MaskRCNN("inference", config, str(tmp_path))
+    inference.load_weights(path, by_name=True)
+    for n in new + ["mrcnn_box_bn4", "fpn_p2_bn"]:
+        for a, b in zip(inference.keras_model.get_layer(n).get_weights(),
+                        net.get_layer(n).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # Two steps teach the classifier background first: favour class 1 to get detections.
+    logits = inference.keras_model.get_layer("mrcnn_class_logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([kernel, bias + np.array([-5.0, 5.0, 0.0, 0.0], np.float32)])
+    image = np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)
+    (r,) = inference.detect([image])
+    n = len(r["class_ids"])
+    assert n > 0 and r["masks"].shape == (100, 150, n)
+
+
 def test_conv_tiles_change_no_output(tmp_path, tiny_config):
     """CONV_TILES tiles the inference model's FPN and RPN 3x3 convs: same layer names and
     weights, and the same feature maps and RPN outputs as untiled convs (at 512 px, where P2

@@ -128,6 +128,11 @@ def main(argv=None):
                    help="draw the shapes stage's shapes on flat colours, as samples/shapes does "
                         "by default (default here: on crops of the training photos that hold "
                         "no balloon, write_background_crops)")
+    p.add_argument("--architecture", nargs="+", default=[], metavar="ATTR=VALUE",
+                   help="Config overrides for both stages (the shapes model must have the "
+                        "balloon model's layers), e.g. FPN_BATCH_NORM=True "
+                        "BOX_HEAD=\"'4conv1fc'\" (normalisation in the FPN and the box head, "
+                        "as for training from scratch in He et al. 2019)")
     args = p.parse_args(argv)
     from mrcnn.weights import SHARED_DATA_DIR
     from samples.balloon import train
@@ -137,6 +142,8 @@ def main(argv=None):
         train_args = ["--dataset", os.path.join(SHARED_DATA_DIR, "balloon")] + train_args
     if "--weights" in train_args and args.shapes_epochs:
         p.error("--weights is given to train.py: pass --shapes-epochs 0 as well")
+    if args.architecture:
+        train_args += ["--set", *args.architecture]
     sampler = LoadSampler()
     sampler.start()
     start = time.time()
@@ -149,6 +156,7 @@ def main(argv=None):
         widths = [f"{name}={getattr(train.BalloonTrainConfig, name)}" for name in WIDTHS]
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
                        str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
+                       *args.architecture,
                        "--out", os.path.join(ROOT, "results", "balloon_shapes_pretraining")]
         if not args.flat_shapes:
             if "--dataset" not in train_args:

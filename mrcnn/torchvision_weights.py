@@ -40,6 +40,7 @@ from mrcnn.download import (  # re-exported: they were defined here
     TORCHVISION_CHECKPOINTS,
     download_torchvision_checkpoint,
 )
+from mrcnn.presets import TorchvisionMaskRCNNConfig, TorchvisionMaskRCNNV2Config
 
 __all__ = ["TorchvisionWeightsError", "load_torchvision_weights", "read_state_dict",
            "torchvision_key_map", "trunk_key_map", "load_torchvision_backbone_weights",
@@ -439,14 +440,17 @@ def _check_backbone_config(config):
 
 # Only maskrcnn_resnet50_fpn_v2's state_dict has it (the second RPN conv).
 V2_KEY = "rpn.head.conv.1.0.weight"
+# The architecture switches the weights' shapes and meaning depend on, as the presets set them.
+_WEIGHT_SWITCHES = ("HEADS_BATCH_NORM", "FPN_BATCH_NORM", "RPN_CONV_DEPTH", "BOX_HEAD",
+                    "TOP_DOWN_PYRAMID_SIZE", "POOL_SIZE", "MASK_POOL_SIZE")
 
 
 def _check_config(config, v2=False):
-    """The config switches that torchvision's weights rely on (v2: maskrcnn_resnet50_fpn_v2's,
-    presets.TorchvisionMaskRCNNV2Config)."""
-    needed = dict(_backbone_switches(config), HEADS_BATCH_NORM=v2, FPN_BATCH_NORM=v2,
-                  RPN_CONV_DEPTH=2 if v2 else 1, BOX_HEAD="4conv1fc" if v2 else "2fc",
-                  TOP_DOWN_PYRAMID_SIZE=256, POOL_SIZE=7, MASK_POOL_SIZE=14)
+    """The config switches that torchvision's weights rely on: those of
+    presets.TorchvisionMaskRCNNConfig, or TorchvisionMaskRCNNV2Config for v2."""
+    preset = TorchvisionMaskRCNNV2Config if v2 else TorchvisionMaskRCNNConfig
+    needed = dict(_backbone_switches(config),
+                  **{k: getattr(preset, k) for k in _WEIGHT_SWITCHES})
     wrong = _wrong_switches(config, needed)
     if config.NUM_KEYPOINTS and config.KEYPOINT_POOL_SIZE != 14:
         wrong.append(f"KEYPOINT_POOL_SIZE = {config.KEYPOINT_POOL_SIZE!r} (torchvision: 14)")

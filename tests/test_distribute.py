@@ -52,15 +52,23 @@ SCRIPT = textwrap.dedent("""
     np.testing.assert_allclose(float(reduce(total2)), float(total1), rtol=1e-4)
     for k in parts1:
         np.testing.assert_allclose(float(reduce(parts2[k])), float(parts1[k]), rtol=1e-4, atol=1e-6, err_msg=k)
-    checked = 0
+    # Each gradient is compared by its relative error, ||g2 - g1|| / ||g1||. Float32 round-off
+    # differs with the per-device batch (oneDNN picks other kernels for batch 1 and 2, and others
+    # again on CPUs without AVX-512, where a ReLU near zero can flip): up to 6e-4 measured there,
+    # 6e-6 with AVX-512. A summing or scaling error across replicas is of order 1.
+    def rel_error(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12))
+
+    checked, worst = 0, 0.0
     for v, g1, g2 in zip(t1.net.trainable_variables, grads1, grads2):
         if g1 is None:
             continue
-        g2 = reduce(g2)
-        scale = max(float(np.abs(g1).max()), 1e-3)
-        np.testing.assert_allclose(np.asarray(g2) / scale, np.asarray(g1) / scale, atol=2e-4, err_msg=v.path)
+        error = rel_error(g1, reduce(g2))
+        worst = max(worst, error)
+        assert error < 2e-3, (v.path, error)
         checked += 1
-    print("gradients checked", checked)
+    print("gradients checked", checked, "largest relative error", worst, flush=True)
     assert checked > 100
 
     # One optimizer step (SGD, momentum, clipnorm per weight): the same update. Keras clips
@@ -68,12 +76,17 @@ SCRIPT = textwrap.dedent("""
     clip = config.GRADIENT_CLIP_NORM
     clipped = sum(float(tf.norm(g)) > clip for g in grads1 if g is not None)
     assert clipped > 0, "no gradient is clipped: the test would not see clipping errors"
+    # The updates (new weight - old weight) by the same measure: a clipping error changes an
+    # update by a large factor.
+    before = [np.asarray(v) for v in t1.net.trainable_variables]
     tf.function(t1.train_step)(batch)
     tf.function(lambda x: strategy.run(t2.train_step, args=(x,)))(inputs)
-    for v1, v2 in zip(t1.net.trainable_variables, t2.net.trainable_variables):
-        a, b = np.asarray(v1), np.asarray(v2)
-        scale = max(float(np.abs(a).max()), 1e-3)
-        np.testing.assert_allclose(b / scale, a / scale, atol=1e-5, err_msg=v1.path)
+    worst = 0.0
+    for w0, v1, v2 in zip(before, t1.net.trainable_variables, t2.net.trainable_variables):
+        error = rel_error(np.asarray(v1, np.float64) - w0, np.asarray(v2, np.float64) - w0)
+        worst = max(worst, error)
+        assert error < 2e-3, (v1.path, error)
+    print("largest relative update error", worst, flush=True)
     print("step checked,", clipped, "gradients clipped")
 """)
 

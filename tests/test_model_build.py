@@ -219,7 +219,11 @@ def test_conv_tiles_change_no_output(tmp_path, tiny_config):
         outputs.append(model.run_graph(images, names))
     assert outputs[0]["p2"].shape == (1, 128, 128, 256)
     for key, _ in names:
-        np.testing.assert_allclose(outputs[1][key], outputs[0][key], rtol=1e-4, atol=1e-4)
+        # Float32 round-off, on the map's scale: another summation order (AVX2 kernels) moved
+        # one of P2's 4M values (of up to 40) by 4e-4. A tiling error is of the map's size.
+        scale = float(np.abs(outputs[0][key]).max())
+        np.testing.assert_allclose(outputs[1][key], outputs[0][key], rtol=1e-4,
+                                   atol=max(1e-4, 2e-5 * scale), err_msg=key)
     # Training: the RPN outputs' gradients with respect to every weight under them (trunk,
     # FPN, RPN), tiled and untiled, on the same weights.
     image = tf.constant(np.stack(images).astype(np.float32) - 128)

@@ -7,13 +7,12 @@ evaluate on the 13 validation photos, and check issue 16's target.
 
 By default it first trains the shapes model from random initialisation on generated images
 (samples/shapes/train.py --epochs --shapes-epochs, its last --shapes-lr-drop-epochs at a tenth
-of the learning rate, --set to the balloon model's widths), its shapes drawn on 128x128 crops
-of the training photos that hold no balloon (--backgrounds; --flat-shapes: flat colours),
-then trains
-samples/balloon/train.py from that checkpoint (--weights PATH: every layer but the
-class-specific ones). No pretrained or downloaded weights are used: both stages start from
-random numbers, and the wall clock counts both. With --shapes-epochs 0 the balloon model
-starts from random weights itself (--weights none).
+of the learning rate, --set to the balloon model's widths and switches), its shapes drawn on
+128x128 crops of the training photos that hold no balloon (--backgrounds; --flat-shapes: flat
+colours), then trains samples/balloon/train.py from that checkpoint (--weights PATH: every
+layer but the class-specific ones). No pretrained or downloaded weights are used: both stages
+start from random numbers, and the wall clock counts both. With --shapes-epochs 0 the balloon
+model starts from random weights itself (--weights none).
 
 Both run in this process (--dataset ../shared/data/balloon unless given). It samples the
 machine's load average every 10 s while it runs and writes <out>/benchmark.json (default
@@ -39,8 +38,9 @@ TARGET_MASK_MAP50 = 0.70
 TARGET_SECONDS = 45 * 60
 SHAPES_EPOCHS = 30
 SHAPES_LR_DROP_EPOCHS = 5
-WIDTHS = ("TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_CHANNELS", "FPN_CLASSIF_FC_LAYERS_SIZE",
-          "MASK_HEAD_CHANNELS")
+# The balloon model's widths and architecture switches, which the shapes model takes.
+ARCHITECTURE = ("TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_CHANNELS", "FPN_CLASSIF_FC_LAYERS_SIZE",
+                "MASK_HEAD_CHANNELS", "FPN_BATCH_NORM", "BOX_HEAD")
 
 
 class LoadSampler(threading.Thread):
@@ -130,9 +130,9 @@ def main(argv=None):
                         "no balloon, write_background_crops)")
     p.add_argument("--architecture", nargs="+", default=[], metavar="ATTR=VALUE",
                    help="Config overrides for both stages (the shapes model must have the "
-                        "balloon model's layers), e.g. FPN_BATCH_NORM=True "
-                        "BOX_HEAD=\"'4conv1fc'\" (normalisation in the FPN and the box head, "
-                        "as for training from scratch in He et al. 2019)")
+                        "balloon model's layers), e.g. FPN_BATCH_NORM=False "
+                        "BOX_HEAD=\"'2fc'\" (matterport's FPN and box head instead of "
+                        "BalloonTrainConfig's normalised ones)")
     args = p.parse_args(argv)
     from mrcnn.weights import SHARED_DATA_DIR
     from samples.balloon import train
@@ -151,9 +151,9 @@ def main(argv=None):
     if args.shapes_epochs:
         from samples.shapes import train as shapes_train
 
-        # The shapes model at the balloon model's widths, so that all its layers but the
-        # class-specific ones load into the balloon model.
-        widths = [f"{name}={getattr(train.BalloonTrainConfig, name)}" for name in WIDTHS]
+        # The shapes model at the balloon model's widths and switches, so that all its layers
+        # but the class-specific ones load into the balloon model.
+        widths = [f"{name}={getattr(train.BalloonTrainConfig, name)!r}" for name in ARCHITECTURE]
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
                        str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
                        *args.architecture,

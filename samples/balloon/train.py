@@ -56,6 +56,12 @@ class BalloonTrainConfig(BalloonConfig):
     RPN_CONV_CHANNELS = 128
     FPN_CLASSIF_FC_LAYERS_SIZE = 512
     MASK_HEAD_CHANNELS = 128
+    # Normalisation in every layer, as for detectors trained from random initialisation (He,
+    # Girshick and Dollar 2019): BatchNorm after the FPN convs, and a box head of four 3x3
+    # convs with BatchNorm and one FC layer (torchvision's v2 switches; the mask head has
+    # BatchNorm already).
+    FPN_BATCH_NORM = True
+    BOX_HEAD = "4conv1fc"
     # Balloons at 320 px span 4 to 300 pixels (train: median 50, val: median 37, 14 of 50
     # under 16); copy-paste composites add smaller ones still.
     RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)

@@ -153,9 +153,9 @@ def main(argv=None):
 
         # The shapes model at the balloon model's widths and switches, so that all its layers
         # but the class-specific ones load into the balloon model.
-        widths = [f"{name}={getattr(train.BalloonTrainConfig, name)!r}" for name in ARCHITECTURE]
+        shared = [f"{name}={getattr(train.BalloonTrainConfig, name)!r}" for name in ARCHITECTURE]
         shapes_args = ["--epochs", str(args.shapes_epochs), "--lr-drop-epochs",
-                       str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *widths,
+                       str(args.shapes_lr_drop_epochs), "--curve-every", "0", "--set", *shared,
                        *args.architecture,
                        "--out", os.path.join(ROOT, "results", "balloon_shapes_pretraining")]
         if not args.flat_shapes:

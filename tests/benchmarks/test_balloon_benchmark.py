@@ -40,6 +40,7 @@ def test_shapes_stage_has_the_balloon_models_layers(tmp_path, monkeypatch):
     model but the class-specific ones has a balloon layer of its name and weight shapes."""
     from benchmarks import balloon as bench
     from mrcnn import model as modellib
+    from mrcnn.weights import layers_with_weights
     from samples.balloon import train as balloon_train
     from samples.shapes import train as shapes_train
 
@@ -73,8 +74,9 @@ def test_shapes_stage_has_the_balloon_models_layers(tmp_path, monkeypatch):
     layers = []
     for config in configs:
         model = modellib.MaskRCNN("inference", config, str(tmp_path))
+        # The layers that loading by name matches (weights.load_weights).
         layers.append({layer.name: [tuple(w.shape) for w in layer.weights]
-                       for layer in _all_layers(model.keras_model) if layer.weights})
+                       for layer in layers_with_weights(model.keras_model)})
     class_specific = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask")
     shapes_layers = {k: v for k, v in layers[0].items() if k not in class_specific}
     assert {"mrcnn_box_conv4", "mrcnn_box_bn4", "fpn_p2_bn"} <= set(shapes_layers)
@@ -83,9 +85,3 @@ def test_shapes_stage_has_the_balloon_models_layers(tmp_path, monkeypatch):
     assert not different
     assert set(layers[1]) - set(layers[0]) == set()
 
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from mrcnn.builder import inference_output_names
 from mrcnn.layers.graph_utils import pyramid_anchors_graph
-from mrcnn.ops.boxes import norm_boxes_graph
+from mrcnn.ops.boxes import unmold_boxes_graph
 
 __all__ = ["export_saved_model", "mold_images_graph", "unmold_detections_graph",
            "keypoints_from_heatmaps_graph", "convert_to_tflite"]
@@ -78,18 +78,6 @@ def mold_images_graph(images, config):
         tf.zeros([config.NUM_CLASSES])], axis=0)
     metas = tf.tile(meta[None], [batch, 1])
     return x, metas, tf.tile(window[None], [batch, 1])
-
-
-def unmold_boxes_graph(boxes, window, molded_hw, original_hw):
-    """Normalized boxes [B, N, 4] of the molded images -> unrounded pixel boxes of the
-    original images (the inverse of molding: window, then norm_boxes' frame)."""
-    wn = norm_boxes_graph(window[:, None, :], molded_hw)[:, 0]  # [B, 4]
-    shift = tf.concat([wn[:, :2], wn[:, :2]], -1)[:, None]
-    size = tf.concat([wn[:, 2:] - wn[:, :2], wn[:, 2:] - wn[:, :2]], -1)[:, None]
-    boxes = (boxes - shift) / size
-    H = tf.cast(original_hw[0], tf.float32)
-    W = tf.cast(original_hw[1], tf.float32)
-    return boxes * tf.stack([H - 1, W - 1, H - 1, W - 1]) + [0.0, 0.0, 1.0, 1.0]
 
 
 def unmold_detections_graph(detections, mrcnn_mask, window, molded_hw, original_hw):

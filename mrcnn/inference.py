@@ -3,7 +3,7 @@
 import numpy as np
 
 from mrcnn.dataset import to_rgb_uint8
-from mrcnn.ops.boxes import denorm_boxes, norm_boxes
+from mrcnn.ops.boxes import unmold_boxes
 from mrcnn.ops.image import mold_image, pad_to_multiple, resize_image
 from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.ops.keypoints import heatmaps_to_keypoints
@@ -70,15 +70,8 @@ def unmold_detections_dict(detections, mrcnn_mask, original_image_shape, image_s
     scores = detections[:, 5].astype(np.float32)
     masks = mrcnn_mask[rows, :, :, class_ids] if n else \
         np.zeros((0,) + mrcnn_mask.shape[1:3])
-    # Normalized coordinates relative to the window, then original-image pixels.
-    window = norm_boxes(window, image_shape[:2])
-    wy1, wx1, wy2, wx2 = window
-    shift = np.array([wy1, wx1, wy1, wx1])
-    wh, ww = wy2 - wy1, wx2 - wx1
-    scale = np.array([wh, ww, wh, ww])
-    boxes = np.divide(boxes - shift, scale)
-    float_boxes = boxes * (np.tile(np.asarray(original_image_shape[:2]), 2) - 1) + [0, 0, 1, 1]
-    boxes = denorm_boxes(boxes, original_image_shape[:2])
+    float_boxes = unmold_boxes(boxes, window, image_shape, original_image_shape)
+    boxes = np.around(float_boxes).astype(np.int32)
     # Drop boxes that became empty.
     keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]

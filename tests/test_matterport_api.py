@@ -415,6 +415,13 @@ def test_unmold_detections_hand_case(model):
     np.testing.assert_allclose(scores, [0.8])
     assert masks.shape == (64, 128, 1) and masks.dtype == bool
     assert masks[8:40, 16:80, 0].all() and masks[..., 0].sum() == 32 * 64
+    # The same molded detection from a 640x1280 photo (scaled by 0.1): its pixel edges scale
+    # by 10 (matterport's map gave (81, 161, 397, 797): every edge moved, the box 4 pixels
+    # shorter and narrower).
+    boxes, _, _, masks = model.unmold_detections(detections, mrcnn_mask, (640, 1280, 3),
+                                                 molded_shape, window)
+    np.testing.assert_array_equal(boxes, [[80, 160, 400, 800]])
+    assert masks[80:400, 160:800, 0].all() and masks[..., 0].sum() == 320 * 640
     boxes, class_ids, scores, masks = model.unmold_detections(
         np.zeros((5, 6), np.float32), mrcnn_mask, original_shape, molded_shape, window)
     assert boxes.shape == (0, 4) and class_ids.shape == (0,) and masks.shape == (64, 128, 0)

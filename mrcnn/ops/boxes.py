@@ -18,7 +18,7 @@ __all__ = [
     "compute_iou", "compute_overlaps", "overlaps_graph", "non_max_suppression",
     "apply_box_deltas", "apply_box_deltas_graph", "box_refinement", "box_refinement_graph",
     "clip_boxes_graph", "norm_boxes", "denorm_boxes", "norm_boxes_graph", "denorm_boxes_graph",
-    "box_area", "batched_nms_graph",
+    "box_area", "batched_nms_graph", "unmold_boxes", "unmold_boxes_graph",
 ]
 
 
@@ -204,6 +204,42 @@ def denorm_boxes_graph(boxes, shape):
         scale = scale[:, None, :]
     shift = tf.constant([0.0, 0.0, 1.0, 1.0])
     return tf.cast(tf.round(tf.math.multiply(boxes, scale) + shift), tf.int32)
+
+
+def unmold_boxes(boxes, window, image_shape, original_shape):
+    """Normalized boxes of a molded image -> unrounded pixel boxes of the original image.
+
+    boxes: [N, (y1, x1, y2, x2)] normalized in the molded image (the network's output frame).
+    window: (y1, x1, y2, x2) pixels of the molded image that hold the resized original.
+    image_shape: (h, w, ...) of the molded image; original_shape: (H, W, ...).
+    Returns float64 [N, (y1, x1, y2, x2)] original pixels, y2/x2 exclusive.
+
+    The box's pixel edges in the molded image (denorm_boxes, unrounded) lose the window's
+    corner and are scaled by original size / window size per axis: resize_image maps molded
+    pixel i onto original pixels [i / s, (i + 1) / s). matterport renormalized the box to the
+    window's first and last pixel indices and then applied denorm_boxes for the original shape,
+    which moves the bottom and right edges in by 1/s - 1 original pixels: 5.4 pixels for a
+    2048-pixel photo molded at 320. Both agree when the image is not resized.
+    """
+    h, w = image_shape[:2]
+    px = np.asarray(boxes, np.float64) * [h - 1, w - 1, h - 1, w - 1] + [0, 0, 1, 1]
+    wy1, wx1, wy2, wx2 = np.asarray(window, np.float64)
+    ratio = np.array([original_shape[0] / (wy2 - wy1), original_shape[1] / (wx2 - wx1)] * 2)
+    return (px - [wy1, wx1, wy1, wx1]) * ratio
+
+
+def unmold_boxes_graph(boxes, window, image_hw, original_hw):
+    """unmold_boxes in TensorFlow for a batch: boxes [B, N, 4] normalized in the molded images
+    of size image_hw (h, w); window [B, (y1, x1, y2, x2)] molded pixels; original_hw (H, W) of
+    the original images. Returns float32 [B, N, 4] unrounded original pixels."""
+    h, w = tf.unstack(tf.cast(image_hw, tf.float32))
+    px = tf.cast(boxes, tf.float32) * tf.stack([h - 1, w - 1, h - 1, w - 1]) + \
+        tf.constant([0.0, 0.0, 1.0, 1.0])
+    window = tf.cast(window, tf.float32)
+    corner = tf.concat([window[:, :2], window[:, :2]], -1)[:, None]
+    H, W = tf.unstack(tf.cast(original_hw, tf.float32))
+    ratio = tf.stack([H / (window[:, 2] - window[:, 0]), W / (window[:, 3] - window[:, 1])], -1)
+    return (px - corner) * tf.concat([ratio, ratio], -1)[:, None]
 
 
 def batched_nms_graph(boxes, scores, max_output_size, iou_threshold, score_threshold,

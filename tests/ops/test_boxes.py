@@ -86,3 +86,51 @@ def test_clip_boxes_per_image_window():
     window = np.array([[0, 0, 1, 1], [0.15, 0, 1, 1]], np.float32)
     out = np.asarray(B.clip_boxes_graph(boxes, window))
     np.testing.assert_allclose(out, [[[0, 0.5, 1, 0.7]], [[0.15, 0.1, 0.2, 0.2]]])
+
+
+def test_unmold_boxes_hand_case_downscaled():
+    # A 640x640 image molded at 128x128 (s = 0.2): molded pixel edges (40, 16, 72, 80) are
+    # original edges (200, 80, 360, 400). matterport's window renormalization + denorm_boxes
+    # gave (201, 81, 358, 398): the bottom and right edges 1/s - 1 = 4 pixels in.
+    boxes = B.norm_boxes(np.array([[40, 16, 72, 80]]), (128, 128))
+    out = B.unmold_boxes(boxes, (0, 0, 128, 128), (128, 128, 3), (640, 640, 3))
+    np.testing.assert_allclose(out, [[200, 80, 360, 400]], atol=1e-4)
+    # Not resized, only padded: the window's corner is subtracted and nothing else changes.
+    out = B.unmold_boxes(boxes, (32, 0, 96, 128), (128, 128, 3), (64, 128, 3))
+    np.testing.assert_allclose(out, [[8, 16, 40, 80]], atol=1e-4)
+
+
+@pytest.mark.parametrize("original", [(640, 480), (2048, 1323), (75, 300)])
+def test_unmold_boxes_inverts_resize_image(original):
+    """A rectangle drawn in the original, molded by resize_image and its mask resized as
+    training resizes masks, comes back to its original edges (to the molded pixel's size)."""
+    from mrcnn.ops.image import resize, resize_image
+    from mrcnn.ops.masks import extract_bboxes
+
+    H, W = original
+    image = np.zeros((H, W, 3), np.uint8)
+    molded, window, scale, padding, _ = resize_image(image, min_dim=128, max_dim=128,
+                                                     mode="square")
+    y1, x1, y2, x2 = H // 5, W // 3, H // 5 + H // 2, W // 3 + W // 2
+    mask = np.zeros((H, W, 1), bool)
+    mask[y1:y2, x1:x2] = True
+    small = resize(mask.astype(np.uint8), (window[2] - window[0], window[3] - window[1]),
+                   order=0, preserve_range=True).astype(bool)
+    small = np.pad(small, padding)
+    molded_box = extract_bboxes(small)
+    out = B.unmold_boxes(B.norm_boxes(molded_box, molded.shape), window, molded.shape,
+                         image.shape)
+    # Each edge within half a molded pixel (the mask's resize rounds to molded pixels);
+    # matterport's map moved the bottom and right edges in by 1/s - 1 original pixels.
+    assert np.abs(out[0] - [y1, x1, y2, x2]).max() <= 0.5 / scale + 1e-6
+
+
+def test_unmold_boxes_graph_twin():
+    rng = np.random.default_rng(3)
+    boxes = rng.uniform(0, 1, (2, 7, 4)).astype(np.float32)
+    windows = np.array([[0, 16, 128, 112], [32, 0, 96, 128]], np.float32)
+    got = B.unmold_boxes_graph(tf.constant(boxes), tf.constant(windows), tf.constant([128, 128]),
+                               tf.constant([600, 800])).numpy()
+    for i in range(2):
+        want = B.unmold_boxes(boxes[i], windows[i], (128, 128), (600, 800))
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-3)

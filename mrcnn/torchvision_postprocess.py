@@ -14,6 +14,7 @@ resized image's pixels, then scaled to the original image per axis.
 import numpy as np
 
 from mrcnn.builder import inference_output_names
+from mrcnn.ops.boxes import unmold_boxes
 from mrcnn.ops.image_meta import compose_image_meta
 from mrcnn.ops.keypoints import heatmaps_to_keypoints
 
@@ -125,12 +126,7 @@ def unmold_detections_torchvision(detections, mrcnn_mask, original_image_shape, 
     valid = detections[:, 5] > 0
     det = detections[valid]
     class_ids = det[:, 4].astype(np.int32)
-    h, w = image_shape[:2]
-    boxes = det[:, :4] * np.array([h - 1, w - 1, h - 1, w - 1]) + np.array([0, 0, 1, 1])
-    wy1, wx1, wy2, wx2 = window
-    ratio = np.array([original_image_shape[0] / (wy2 - wy1),
-                      original_image_shape[1] / (wx2 - wx1)])
-    boxes = (boxes - np.array([wy1, wx1, wy1, wx1])) * np.tile(ratio, 2)
+    boxes = unmold_boxes(det[:, :4], window, image_shape, original_image_shape)
     masks = mrcnn_mask[np.nonzero(valid)[0], :, :, class_ids]
     pasted = paste_masks_torchvision(masks, boxes, original_image_shape)
     return boxes.astype(np.float32), class_ids, det[:, 5].astype(np.float32), pasted > 0.5

@@ -110,5 +110,10 @@ def test_fma_peak_bounds_a_matmul():
     threads = os.cpu_count() or 1
     peak = fma_peak(threads, iterations=100_000_000, runs=2)
     matmul = gemm_rate("float32", n=2048, runs=3)    # TensorFlow on all cores
+    # Measured before and after the matmul: a slow spell of a shared machine (one CI run on
+    # a Zen 4 EPYC measured 89.5 G/s against 116 G/s in a benchmark) must not decide. A matmul
+    # reaches 74-94% of the peak (Xeon, EPYC); a peak measured wrong (scalar code, a wrong
+    # lane count) is off by 2x or more.
+    peak = max(peak, fma_peak(threads, iterations=100_000_000, runs=1))
     lanes = 16 if vector_flags() == ["-mavx512f"] else 8
-    assert 0.9 * matmul <= peak <= threads * 2 * lanes * 6e9, (peak, matmul)
+    assert 0.75 * matmul <= peak <= threads * 2 * lanes * 6e9, (peak, matmul)

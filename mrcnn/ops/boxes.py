@@ -218,8 +218,9 @@ def unmold_boxes(boxes, window, image_shape, original_shape):
     corner and are scaled by original size / window size per axis: resize_image maps molded
     pixel i onto original pixels [i / s, (i + 1) / s). matterport renormalized the box to the
     window's first and last pixel indices and then applied denorm_boxes for the original shape,
-    which moves the bottom and right edges in by 1/s - 1 original pixels: 5.4 pixels for a
-    2048-pixel photo molded at 320. Both agree when the image is not resized.
+    which moves both edges inward (which one more depends on the box's position) and makes the
+    box up to 1/s - 1 original pixels shorter and narrower: 5.4 pixels for a 2048-pixel photo
+    molded at 320. Both agree when the image is not resized.
     """
     h, w = image_shape[:2]
     px = np.asarray(boxes, np.float64) * [h - 1, w - 1, h - 1, w - 1] + [0, 0, 1, 1]
@@ -232,8 +233,7 @@ def unmold_boxes_graph(boxes, window, image_hw, original_hw):
     """unmold_boxes in TensorFlow for a batch: boxes [B, N, 4] normalized in the molded images
     of size image_hw (h, w); window [B, (y1, x1, y2, x2)] molded pixels; original_hw (H, W) of
     the original images. Returns float32 [B, N, 4] unrounded original pixels."""
-    h, w = tf.unstack(tf.cast(image_hw, tf.float32))
-    px = tf.cast(boxes, tf.float32) * tf.stack([h - 1, w - 1, h - 1, w - 1]) + \
+    px = tf.cast(boxes, tf.float32) * _shape_scale_graph(image_hw) + \
         tf.constant([0.0, 0.0, 1.0, 1.0])
     window = tf.cast(window, tf.float32)
     corner = tf.concat([window[:, :2], window[:, :2]], -1)[:, None]

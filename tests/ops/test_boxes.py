@@ -91,7 +91,7 @@ def test_clip_boxes_per_image_window():
 def test_unmold_boxes_hand_case_downscaled():
     # A 640x640 image molded at 128x128 (s = 0.2): molded pixel edges (40, 16, 72, 80) are
     # original edges (200, 80, 360, 400). matterport's window renormalization + denorm_boxes
-    # gave (201, 81, 358, 398): the bottom and right edges 1/s - 1 = 4 pixels in.
+    # gave (201, 81, 358, 398): every edge moved inward, the box 3 pixels shorter and narrower.
     boxes = B.norm_boxes(np.array([[40, 16, 72, 80]]), (128, 128))
     out = B.unmold_boxes(boxes, (0, 0, 128, 128), (128, 128, 3), (640, 640, 3))
     np.testing.assert_allclose(out, [[200, 80, 360, 400]], atol=1e-4)
@@ -121,7 +121,7 @@ def test_unmold_boxes_inverts_resize_image(original):
     out = B.unmold_boxes(B.norm_boxes(molded_box, molded.shape), window, molded.shape,
                          image.shape)
     # Each edge within half a molded pixel (the mask's resize rounds to molded pixels);
-    # matterport's map moved the bottom and right edges in by 1/s - 1 original pixels.
+    # matterport's map made the box up to 1/s - 1 original pixels shorter and narrower.
     assert np.abs(out[0] - [y1, x1, y2, x2]).max() <= 0.5 / scale + 1e-6
 
 

@@ -179,6 +179,13 @@ def roi_sampler(config):
     return "gather" if config.XLA else "crop_and_resize"
 
 
+def mask_sampling(config):
+    """DetectionTargetLayer's mask_sampling: mask targets are sampled where RoIAlign pools the
+    mask head's features: matterport's grid with ROI_ALIGN_MODE "matterport", else the centres
+    of the mask's bins ("paper"; torchvision's RoIAlign bins are within half a pixel)."""
+    return "matterport" if config.ROI_ALIGN_MODE == "matterport" else "paper"
+
+
 def _proposal_layer(config, proposal_count):
     return ProposalLayer(
         proposal_count=proposal_count, nms_threshold=config.RPN_NMS_THRESHOLD,
@@ -304,8 +311,9 @@ def build_training_model(config):
         roi_positive_ratio=config.ROI_POSITIVE_RATIO, bbox_std_dev=config.BBOX_STD_DEV,
         mask_shape=config.MASK_SHAPE, use_mini_mask=config.USE_MINI_MASK,
         positive_iou=config.ROI_POSITIVE_IOU, crowd_iou=config.CROWD_IOU_THRESHOLD,
-        sampler=roi_sampler(config), name="proposal_targets")(
-        target_rois, input_gt_class_ids, gt_boxes, input_gt_masks)
+        sampler=roi_sampler(config), mask_sampling=mask_sampling(config),
+        name="proposal_targets")(target_rois, input_gt_class_ids, gt_boxes, input_gt_masks,
+                                 input_image)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, head=config.BOX_HEAD,

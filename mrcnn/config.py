@@ -21,8 +21,7 @@ import numpy as np
 
 __all__ = ["Config", "ConfigError", "BACKBONE_NAMES"]
 
-# The named backbones (mrcnn.backbone builds them): matterport's ResNets and torchvision's
-# ResNeXts (mrcnn/backbone/resnext.py).
+# The named backbones: matterport's ResNets and torchvision's ResNeXts (mrcnn/backbone/).
 BACKBONE_NAMES = ("resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x8d")
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
@@ -141,10 +140,11 @@ class Config:
 
     # --- mrcnn: new attributes ---
     # "paper": RoIAlign as He et al. define it, each bin the mean of ROI_ALIGN_SAMPLING_RATIO^2
-    # bilinear samples. "matterport": one crop_and_resize sample per bin, as the released
-    # mask_rcnn_coco.h5 weights were trained with. "torchvision": torchvision's RoIAlign with
-    # aligned=False (bins on pixel boxes / stride, ROIs at least 1 feature cell wide, samples
-    # past the last cell take its value); needs BOX_DECODE_FRAME = "pixels".
+    # bilinear samples; mask targets sampled at the bins' centres. "matterport": one
+    # crop_and_resize sample per bin and matterport's mask targets, as mask_rcnn_coco.h5 was
+    # trained. "torchvision": torchvision's RoIAlign, aligned=False (bins on pixel boxes /
+    # stride, ROIs >= 1 feature cell wide, samples past the last cell take its value; mask
+    # targets as "paper"); needs BOX_DECODE_FRAME = "pixels".
     ROI_ALIGN_MODE = "paper"
     ROI_ALIGN_SAMPLING_RATIO = 2
     # True: images with no instances are skipped in training (matterport's behaviour). False: they

@@ -8,7 +8,9 @@ from mrcnn.layers.graph_utils import Float32Layer
 from mrcnn.ops.boxes import box_refinement_graph, overlaps_graph
 from mrcnn.ops.crop import SAMPLERS, crop_and_resize
 
-__all__ = ["DetectionTargetLayer", "detection_targets_graph"]
+__all__ = ["DetectionTargetLayer", "detection_targets_graph", "mask_targets_graph"]
+
+MASK_SAMPLINGS = ("paper", "matterport")
 
 
 def _safe_boxes(boxes, use):
@@ -17,10 +19,83 @@ def _safe_boxes(boxes, use):
     return tf.where(use[..., None], boxes, unit)
 
 
+def mask_targets_graph(masks, box_indices, rois, gt_boxes, mask_shape, use_mini_mask,
+                       image_hw=None, mode="paper", sampler="crop_and_resize"):
+    """Each ROI's mask target, sampled out of its GT mask (before rounding).
+
+    masks: [M, h, w, 1] float GT masks (mini masks [M, mh, mw, 1] inside their GT boxes with
+    use_mini_mask). box_indices: [K] int32, the mask of each ROI. rois, gt_boxes: [K, (y1, x1,
+    y2, x2)] normalized (norm_boxes: 0 and 1 are the centres of the image's first and last
+    pixels), each ROI with its GT box. image_hw: (height, width) of the molded image (needed
+    with mini masks in "paper" mode; else the masks' size).
+    Returns [K, mask_h, mask_w, 1] float32 in [0, 1].
+
+    mode "paper": one bilinear sample at the centre of each of the mask_h x mask_w bins of the
+    ROI's pixels [y1, y2) (the inverse of norm_boxes), where detect()'s paste (unmold_mask, a
+    resize of the mask onto those pixels) puts the mask's cells back; RoIAlign "paper" pools
+    the features of bins within half a pixel of them. A mini mask is minimize_mask's resize of
+    the GT box's pixels: its cell q covers pixels y1 + [q, q + 1) * (y2 - y1) / mh, so each
+    sample is taken in that frame: inside the GT box from the mini mask (its edge cells extended
+    to the box edge), outside it 0.
+    mode "matterport": matterport's samples, from the ROI's first to its last pixel centre;
+    with mini masks, the ROI relative to the GT box in normalized units, cropped edge to edge,
+    which puts the mini mask's first and last cells on the GT box's first and last pixel
+    centres: masks pasted from such targets come out up to 1/112 of the box smaller on each
+    side (a pixel on a 112-pixel box).
+    """
+    rois = tf.cast(rois, tf.float32)
+    gt_boxes = tf.cast(gt_boxes, tf.float32)
+    crop_size = tuple(int(v) for v in mask_shape)
+    if mode == "matterport":
+        boxes = rois
+        if use_mini_mask:
+            gy1, gx1, gy2, gx2 = tf.unstack(gt_boxes, axis=-1)
+            y1, x1, y2, x2 = tf.unstack(rois, axis=-1)
+            gh, gw = gy2 - gy1, gx2 - gx1
+            boxes = tf.stack([(y1 - gy1) / gh, (x1 - gx1) / gw, (y2 - gy1) / gh,
+                              (x2 - gx1) / gw], axis=-1)
+        return crop_and_resize(masks, boxes, box_indices, crop_size, sampler)
+    if mode != "paper":
+        raise ValueError(f"mode must be one of {MASK_SAMPLINGS}, got {mode!r}")
+    if image_hw is None:
+        if use_mini_mask:
+            raise ValueError("mini-mask targets in 'paper' mode need the molded image's size")
+        image_hw = tf.shape(masks)[1:3]
+    h, w = tf.unstack(tf.cast(image_hw, tf.float32))
+    scale = tf.stack([h - 1.0, w - 1.0, h - 1.0, w - 1.0])
+    roi_px = rois * scale + tf.constant([0.0, 0.0, 1.0, 1.0])  # pixel edges [y1, y2)
+    cells_out = tf.constant([float(crop_size[0]), float(crop_size[1])])
+    half = (roi_px[:, 2:] - roi_px[:, :2]) / (2.0 * cells_out)
+    edges = tf.concat([roi_px[:, :2] + half, roi_px[:, 2:] - half], axis=-1)  # first/last bin
+    if not use_mini_mask:
+        # crop_and_resize's frame: pixel index p (the point p + 0.5) at p / (size - 1).
+        return crop_and_resize(masks, (edges - 0.5) / scale, box_indices, crop_size, sampler)
+    gt_px = gt_boxes * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
+    origin = tf.concat([gt_px[:, :2], gt_px[:, :2]], axis=-1)
+    size = tf.concat([gt_px[:, 2:] - gt_px[:, :2]] * 2, axis=-1)
+    cells = tf.cast(tf.tile(tf.shape(masks)[1:3], [2]), tf.float32)
+    # Mini cell q's centre is at origin + (q + 0.5) * size / cells. The mini masks get one
+    # replicated cell on each side (so samples in a box's outer half cell read its edge cell),
+    # where crop_and_resize puts cell q at (q + 1) / (cells + 1).
+    q = (edges - origin) * cells / size - 0.5
+    padded = tf.pad(masks, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    samples = crop_and_resize(padded, (q + 1.0) / (cells + 1.0), box_indices, crop_size,
+                              sampler)
+    # Samples outside the GT box are 0 (the mask is empty there).
+    inside = []
+    for axis, n in enumerate(crop_size):
+        t = (tf.range(n, dtype=tf.float32) + 0.5) / float(n)
+        pos = roi_px[:, axis:axis + 1] + (roi_px[:, axis + 2:axis + 3] -
+                                          roi_px[:, axis:axis + 1]) * t[None, :]
+        inside.append(tf.cast((pos >= gt_px[:, axis:axis + 1]) &
+                              (pos < gt_px[:, axis + 2:axis + 3]), tf.float32))
+    return samples * (inside[0][:, :, None] * inside[1][:, None, :])[..., None]
+
+
 def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_keys,
                             train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                             use_mini_mask, positive_iou=0.5, crowd_iou=0.001,
-                            sampler="crop_and_resize"):
+                            sampler="crop_and_resize", mask_sampling="paper", image_hw=None):
     """Batched detection targets (vectorized over the batch; see DetectionTargetLayer).
 
     proposals: [batch, P, (y1, x1, y2, x2)] normalized, zero-padded.
@@ -29,6 +104,8 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_
     gt_masks: [batch, height, width, G] (mini masks [batch, mh, mw, G] when use_mini_mask).
     random_keys: [batch, P] uniform [0, 1) values that order the random sampling.
     sampler: how mask targets are cropped (ops.crop.crop_and_resize; "gather" for XLA).
+    mask_sampling: where mask targets are sampled (mask_targets_graph). image_hw: (height,
+    width) of the molded images (with mini masks in "paper" mode).
 
     Sampling: positives are proposals with IoU >= positive_iou to a non-crowd GT box, at most
     int(train_rois_per_image * roi_positive_ratio) of them; the remaining slots are filled with
@@ -102,17 +179,9 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, random_
     masks = tf.transpose(tf.cast(gt_masks, tf.float32), [0, 3, 1, 2])  # [B, G, h, w]
     masks = tf.reshape(masks, tf.stack([-1, mh, mw, 1]))
     box_ind = tf.reshape(tf.range(batch)[:, None] * g + gt_ix, [-1])
-    crop_boxes = safe_rois
-    if use_mini_mask:
-        # ROI in the coordinate frame of its GT box (where the mini mask lives).
-        gy1, gx1, gy2, gx2 = tf.unstack(safe_gt, axis=-1)
-        y1, x1, y2, x2 = tf.unstack(safe_rois, axis=-1)
-        gh = gy2 - gy1
-        gw = gx2 - gx1
-        crop_boxes = tf.stack([(y1 - gy1) / gh, (x1 - gx1) / gw,
-                               (y2 - gy1) / gh, (x2 - gx1) / gw], axis=-1)
-    target_masks = crop_and_resize(masks, tf.reshape(crop_boxes, [-1, 4]), box_ind,
-                                   tuple(mask_shape), sampler)
+    target_masks = mask_targets_graph(masks, box_ind, tf.reshape(safe_rois, [-1, 4]),
+                                      tf.reshape(safe_gt, [-1, 4]), mask_shape, use_mini_mask,
+                                      image_hw, mask_sampling, sampler)
     target_masks = tf.round(tf.reshape(target_masks, tf.stack([batch, t, mask_shape[0],
                                                                mask_shape[1]])))
     target_masks = target_masks * tf.cast(is_pos, tf.float32)[..., None, None]
@@ -134,12 +203,17 @@ class DetectionTargetLayer(Float32Layer):
         seed: optional int for the random ROI sampling.
         sampler: "crop_and_resize" (default) or "gather" (XLA-compilable mask-target crops,
             Config.XLA); see ops.crop.
+        mask_sampling: "paper" (default; "matterport" with ROI_ALIGN_MODE "matterport"): where
+            mask targets are sampled, see mask_targets_graph.
 
     Call arguments:
         proposals: [batch, P, (y1, x1, y2, x2)] normalized, zero-padded.
         gt_class_ids: [batch, MAX_GT_INSTANCES] int32.
         gt_boxes: [batch, MAX_GT_INSTANCES, (y1, x1, y2, x2)] normalized.
-        gt_masks: [batch, height, width, MAX_GT_INSTANCES] bool.
+        gt_masks: [batch, height, width, MAX_GT_INSTANCES] bool (mini masks [batch, mh, mw,
+            MAX_GT_INSTANCES] with use_mini_mask).
+        image: [batch, height, width, channels], the molded images (only their size is used);
+            needed with mini masks in "paper" mode.
 
     Returns (see detection_targets_graph):
         rois [batch, T, 4] normalized, target_class_ids [batch, T] int32,
@@ -148,7 +222,7 @@ class DetectionTargetLayer(Float32Layer):
 
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                  use_mini_mask, positive_iou=0.5, crowd_iou=0.001, seed=None,
-                 sampler="crop_and_resize", **kwargs):
+                 sampler="crop_and_resize", mask_sampling="paper", **kwargs):
         super().__init__(**kwargs)
         self.train_rois_per_image = int(train_rois_per_image)
         self.roi_positive_ratio = float(roi_positive_ratio)
@@ -161,16 +235,25 @@ class DetectionTargetLayer(Float32Layer):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.sampler = sampler
+        if mask_sampling not in MASK_SAMPLINGS:
+            raise ValueError(f"mask_sampling must be one of {MASK_SAMPLINGS}, "
+                             f"got {mask_sampling!r}")
+        self.mask_sampling = mask_sampling
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, proposals, gt_class_ids, gt_boxes, gt_masks):
+    def call(self, proposals, gt_class_ids, gt_boxes, gt_masks, image=None):
+        if image is None and self.use_mini_mask and self.mask_sampling == "paper":
+            raise ValueError(
+                "DetectionTargetLayer(use_mini_mask=True, mask_sampling='paper') needs the "
+                "molded images as its fifth argument: their size maps mini masks to pixels")
+        image_hw = None if image is None else tf.shape(image)[1:3]
         keys = keras.random.uniform(tf.shape(proposals)[:2], seed=self.seed_generator)
         return detection_targets_graph(
             proposals, gt_class_ids, gt_boxes, gt_masks, keys, self.train_rois_per_image,
             self.roi_positive_ratio, self.bbox_std_dev, self.mask_shape, self.use_mini_mask,
-            self.positive_iou, self.crowd_iou, self.sampler)
+            self.positive_iou, self.crowd_iou, self.sampler, self.mask_sampling, image_hw)
 
-    def compute_output_spec(self, proposals, gt_class_ids, gt_boxes, gt_masks):
+    def compute_output_spec(self, proposals, gt_class_ids, gt_boxes, gt_masks, image=None):
         b, t = proposals.shape[0], self.train_rois_per_image
         return (keras.KerasTensor((b, t, 4), "float32"),
                 keras.KerasTensor((b, t), "int32"),
@@ -184,5 +267,5 @@ class DetectionTargetLayer(Float32Layer):
             "roi_positive_ratio": self.roi_positive_ratio, "bbox_std_dev": self.bbox_std_dev,
             "mask_shape": self.mask_shape, "use_mini_mask": self.use_mini_mask,
             "positive_iou": self.positive_iou, "crowd_iou": self.crowd_iou, "seed": self.seed,
-            "sampler": self.sampler})
+            "sampler": self.sampler, "mask_sampling": self.mask_sampling})
         return config

@@ -85,3 +85,20 @@ def fpn_level(box, image_area):
         return 2
     level = 4 + np.round(math.log2(math.sqrt(h * w) / (224.0 / math.sqrt(image_area))))
     return int(min(5, max(2, level)))
+
+
+def pixel_bin_sample(fm, box, pool):
+    """One bilinear sample at the centre of each of pool x pool bins of a box's pixels: box
+    normalized as norm_boxes makes it, its pixels [y1, y2) with y1 = box[0] * (h - 1) and
+    y2 = box[2] * (h - 1) + 1; bin k's centre is the point y1 + (k + 0.5) * (y2 - y1) / pool,
+    pixel index y1 + (k + 0.5) * (y2 - y1) / pool - 0.5 (a resize of those pixels to pool
+    cells puts cell k there)."""
+    h, w = fm.shape[:2]
+    y1, x1 = box[0] * (h - 1), box[1] * (w - 1)
+    y2, x2 = box[2] * (h - 1) + 1, box[3] * (w - 1) + 1
+    out = np.zeros((pool, pool, fm.shape[2]))
+    for i in range(pool):
+        for j in range(pool):
+            out[i, j] = bilinear(fm, y1 + (i + 0.5) * (y2 - y1) / pool - 0.5,
+                                 x1 + (j + 0.5) * (x2 - x1) / pool - 0.5)
+    return out

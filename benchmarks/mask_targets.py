@@ -104,6 +104,7 @@ def main(argv=None):
                         rows += [(int(b[2] - b[0]), kind, mode, use_mini, float(v))
                                  for b, v in zip(boxes, ious)]
     heights = np.array([r[0] for r in rows])
+    values = np.array([r[4] for r in rows])
     result = {"image_size": int(config.IMAGE_MAX_DIM), "subsets": args.subsets,
               "instances": instances, "mean_iou": {}}
     print(f"mean IoU of the pasted target with the GT mask ({result['instances']} instances, "
@@ -114,7 +115,7 @@ def main(argv=None):
         for mode in MODES:
             for masks in ("mini", "full"):
                 sel = np.array([r[1] == kind and r[2] == mode and r[3] == masks for r in rows])
-                v = np.array([r[4] for r in rows])[sel]
+                v = values[sel]
                 h = heights[sel]
                 by_size = [float(v[(h >= lo) & (h < hi)].mean()) if np.any((h >= lo) & (h < hi))
                            else float("nan") for lo, hi in SIZES]

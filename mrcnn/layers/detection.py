@@ -7,7 +7,6 @@ import tensorflow as tf
 from mrcnn.layers.graph_utils import (
     Float32Layer,
     clamp_log_deltas_graph,
-    normalized_to_pixels_graph,
     pixel_frame_scale_graph,
     small_boxes_graph,
 )
@@ -16,6 +15,7 @@ from mrcnn.ops.boxes import (
     batched_nms_graph,
     clip_boxes_graph,
     norm_boxes_graph,
+    normalized_to_pixels_graph,
 )
 from mrcnn.ops.image_meta import parse_image_meta_graph
 

@@ -5,7 +5,12 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.layers.graph_utils import Float32Layer
-from mrcnn.ops.boxes import box_refinement_graph, overlaps_graph
+from mrcnn.ops.boxes import (
+    box_refinement_graph,
+    norm_boxes_graph,
+    normalized_to_pixels_graph,
+    overlaps_graph,
+)
 from mrcnn.ops.crop import SAMPLERS, crop_and_resize
 
 __all__ = ["DetectionTargetLayer", "detection_targets_graph", "mask_targets_graph"]
@@ -61,16 +66,16 @@ def mask_targets_graph(masks, box_indices, rois, gt_boxes, mask_shape, use_mini_
         if use_mini_mask:
             raise ValueError("mini-mask targets in 'paper' mode need the molded image's size")
         image_hw = tf.shape(masks)[1:3]
-    h, w = tf.unstack(tf.cast(image_hw, tf.float32))
-    scale = tf.stack([h - 1.0, w - 1.0, h - 1.0, w - 1.0])
-    roi_px = rois * scale + tf.constant([0.0, 0.0, 1.0, 1.0])  # pixel edges [y1, y2)
+    roi_px = normalized_to_pixels_graph(rois, image_hw)  # pixel edges [y1, y2)
     cells_out = tf.constant([float(crop_size[0]), float(crop_size[1])])
     half = (roi_px[:, 2:] - roi_px[:, :2]) / (2.0 * cells_out)
     edges = tf.concat([roi_px[:, :2] + half, roi_px[:, 2:] - half], axis=-1)  # first/last bin
     if not use_mini_mask:
-        # crop_and_resize's frame: pixel index p (the point p + 0.5) at p / (size - 1).
-        return crop_and_resize(masks, (edges - 0.5) / scale, box_indices, crop_size, sampler)
-    gt_px = gt_boxes * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
+        # The pixel box whose first and last pixel centres are the first and last samples,
+        # in norm_boxes' frame (crop_and_resize's: pixel centres at 0 and 1).
+        first_last = norm_boxes_graph(edges + tf.constant([-0.5, -0.5, 0.5, 0.5]), image_hw)
+        return crop_and_resize(masks, first_last, box_indices, crop_size, sampler)
+    gt_px = normalized_to_pixels_graph(gt_boxes, image_hw)
     origin = tf.concat([gt_px[:, :2], gt_px[:, :2]], axis=-1)
     size = tf.concat([gt_px[:, 2:] - gt_px[:, :2]] * 2, axis=-1)
     cells = tf.cast(tf.tile(tf.shape(masks)[1:3], [2]), tf.float32)

@@ -11,7 +11,7 @@ from mrcnn.ops.anchors import generate_pyramid_anchors_graph
 from mrcnn.ops.boxes import norm_boxes_graph
 
 __all__ = ["Float32Layer", "BatchNorm", "TimeDistributed", "NormBoxes", "PyramidAnchors",
-           "pyramid_anchors_graph", "normalized_to_pixels_graph", "pixel_frame_scale_graph",
+           "pyramid_anchors_graph", "pixel_frame_scale_graph",
            "clamp_log_deltas_graph", "small_boxes_graph", "ZeroMasks"]
 
 
@@ -158,18 +158,6 @@ class PyramidAnchors(Float32Layer):
                        "anchor_stride": self.anchor_stride, "layout": self.layout,
                        "return_levels": self.return_levels})
         return config
-
-
-def normalized_to_pixels_graph(boxes, image_shape):
-    """Normalized boxes (ops.boxes convention) -> float pixel boxes, without rounding.
-
-    boxes: [batch, N, (y1, x1, y2, x2)]; image_shape: [batch, (height, width)] of the molded
-    images. The inverse of norm_boxes_graph: pixels = normalized * (size - 1) + (0, 0, 1, 1).
-    """
-    shape = tf.cast(image_shape, tf.float32)
-    h, w = shape[:, 0], shape[:, 1]
-    scale = tf.stack([h, w, h, w], axis=-1)[:, None, :] - 1.0
-    return tf.cast(boxes, tf.float32) * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
 
 
 def pixel_frame_scale_graph(image_shape):

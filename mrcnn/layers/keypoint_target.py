@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn.layers.graph_utils import Float32Layer
-from mrcnn.ops.boxes import overlaps_graph
+from mrcnn.ops.boxes import normalized_to_pixels_graph, overlaps_graph
 from mrcnn.ops.keypoints import keypoints_to_heatmap_indices_graph
 
 __all__ = ["KeypointTargetLayer", "keypoint_targets_graph"]
@@ -35,9 +35,7 @@ def keypoint_targets_graph(rois, target_class_ids, gt_class_ids, gt_boxes, gt_ke
     overlaps = tf.where(non_crowd[:, None, :], overlaps, -tf.ones_like(overlaps))
     gt_ix = tf.argmax(overlaps, axis=-1, output_type=tf.int32)
     keypoints = tf.gather(tf.cast(gt_keypoints, tf.float32), gt_ix, batch_dims=1)  # [B,T,K,3]
-    h, w = tf.unstack(tf.cast(image_shape, tf.float32))
-    scale = tf.stack([h - 1, w - 1, h - 1, w - 1])
-    pixel_rois = rois * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
+    pixel_rois = normalized_to_pixels_graph(rois, image_shape)
     indices, valid = keypoints_to_heatmap_indices_graph(keypoints, pixel_rois, heatmap_size)
     positive = tf.cast(target_class_ids, tf.int32) > 0
     valid = valid & positive[..., None]

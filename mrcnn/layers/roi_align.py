@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from mrcnn.layers.graph_utils import Float32Layer, normalized_to_pixels_graph
+from mrcnn.layers.graph_utils import Float32Layer
+from mrcnn.ops.boxes import normalized_to_pixels_graph
 from mrcnn.ops.crop import SAMPLERS, multilevel_crop_and_resize
 from mrcnn.ops.image_meta import parse_image_meta_graph
 

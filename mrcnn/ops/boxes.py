@@ -19,6 +19,7 @@ __all__ = [
     "apply_box_deltas", "apply_box_deltas_graph", "box_refinement", "box_refinement_graph",
     "clip_boxes_graph", "norm_boxes", "denorm_boxes", "norm_boxes_graph", "denorm_boxes_graph",
     "box_area", "batched_nms_graph", "unmold_boxes", "unmold_boxes_graph",
+    "normalized_to_pixels_graph",
 ]
 
 
@@ -197,13 +198,19 @@ def norm_boxes_graph(boxes, shape):
     return tf.math.divide(tf.cast(boxes, tf.float32) - shift, scale)
 
 
-def denorm_boxes_graph(boxes, shape):
-    """Normalized boxes [..., 4] -> int32 pixel boxes (TensorFlow). shape as norm_boxes_graph."""
+def normalized_to_pixels_graph(boxes, shape):
+    """Normalized boxes [..., 4] -> float32 pixel boxes [y1, y2), without rounding (TensorFlow):
+    the inverse of norm_boxes_graph, pixels = normalized * (size - 1) + (0, 0, 1, 1).
+    shape as norm_boxes_graph."""
     scale = _shape_scale_graph(shape)
     if scale.shape.rank == 2:
         scale = scale[:, None, :]
-    shift = tf.constant([0.0, 0.0, 1.0, 1.0])
-    return tf.cast(tf.round(tf.math.multiply(boxes, scale) + shift), tf.int32)
+    return tf.cast(boxes, tf.float32) * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
+
+
+def denorm_boxes_graph(boxes, shape):
+    """Normalized boxes [..., 4] -> int32 pixel boxes (TensorFlow). shape as norm_boxes_graph."""
+    return tf.cast(tf.round(normalized_to_pixels_graph(boxes, shape)), tf.int32)
 
 
 def unmold_boxes(boxes, window, image_shape, original_shape):
@@ -233,8 +240,7 @@ def unmold_boxes_graph(boxes, window, image_hw, original_hw):
     """unmold_boxes in TensorFlow for a batch: boxes [B, N, 4] normalized in the molded images
     of size image_hw (h, w); window [B, (y1, x1, y2, x2)] molded pixels; original_hw (H, W) of
     the original images. Returns float32 [B, N, 4] unrounded original pixels."""
-    px = tf.cast(boxes, tf.float32) * _shape_scale_graph(image_hw) + \
-        tf.constant([0.0, 0.0, 1.0, 1.0])
+    px = normalized_to_pixels_graph(boxes, image_hw)
     window = tf.cast(window, tf.float32)
     corner = tf.concat([window[:, :2], window[:, :2]], -1)[:, None]
     H, W = tf.unstack(tf.cast(original_hw, tf.float32))
